@@ -1,0 +1,1 @@
+"""Training, ONNX export, the model registry, the online learner, evaluation, simulation."""

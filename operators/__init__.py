@@ -1,0 +1,1 @@
+"""Domain logic as plain, tested units: velocity windows, rules, scoring, decision policy."""

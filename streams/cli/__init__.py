@@ -1,0 +1,32 @@
+"""The single ``fraudstream`` entry point; each command group lives in its own module.
+
+Command modules import heavy libraries (bytewax, onnxruntime, pandas) inside the command
+functions so that ``fraudstream --help`` stays instant.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from streams.cli._decisions import decisions_app
+from streams.cli._demo import demo
+from streams.cli._infra import infra_app
+from streams.cli._produce import produce
+from streams.cli._simulate import simulate
+from streams.cli._topics import topics_app
+
+__all__ = ["app"]
+
+app = typer.Typer(
+    name="fraudstream",
+    help="Real-time fraud detection on Kafka: produce events, score them, read decisions.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_show_locals=False,  # locals may hold secrets
+)
+app.add_typer(infra_app, name="infra")
+app.add_typer(topics_app, name="topics")
+app.add_typer(decisions_app, name="decisions")
+app.command()(simulate)
+app.command()(produce)
+app.command()(demo)

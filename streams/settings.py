@@ -1,0 +1,132 @@
+"""One settings object for every process, read from ``FRAUD_*`` environment variables.
+
+Local servers started by ``fraudstream infra up`` are the default. Pointing
+``FRAUD_KAFKA_BOOTSTRAP`` or ``FRAUD_REDIS_URL`` elsewhere makes every command use those
+servers and stops ``infra up`` from starting local ones.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["LOCAL_KAFKA_PORT", "LOCAL_REDIS_PORT", "Settings", "get_settings"]
+
+LOCAL_KAFKA_PORT = 19092
+LOCAL_REDIS_PORT = 16379
+_LOCAL_REDIS_PASSWORD = "fraudstream-local"  # noqa: S105 - loopback-only dev server
+
+
+def _default_cache_dir() -> Path:
+    return Path.home() / ".cache" / "fraudstream"
+
+
+class Settings(BaseSettings):
+    """Every knob, with defaults that run the whole system on this machine."""
+
+    model_config = SettingsConfigDict(env_prefix="FRAUD_", env_file=".env", extra="ignore")
+
+    # --- Kafka -----------------------------------------------------------------------
+    kafka_bootstrap: str | None = Field(
+        default=None,
+        description="host:port list of an external cluster; unset means the local broker.",
+    )
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: str | None = None
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_ssl_ca_location: Path | None = None
+
+    # --- Redis -----------------------------------------------------------------------
+    redis_url: SecretStr | None = Field(
+        default=None, description="redis:// URL of an external server; unset means local."
+    )
+    redis_password: SecretStr = SecretStr(_LOCAL_REDIS_PASSWORD)
+
+    # --- Topics ----------------------------------------------------------------------
+    topic_transactions: str = "transactions"
+    topic_decisions: str = "decisions"
+    topic_labels: str = "labels"
+    topic_dlq: str = "transactions-dlq"
+    topic_model_updates: str = "model-updates"
+    partitions: int = Field(default=6, ge=1)
+    replication_factor: int = Field(default=1, ge=1)
+    retention_ms: int = Field(default=7 * 24 * 3600 * 1000, ge=-1)
+
+    # --- Observability ---------------------------------------------------------------
+    metrics_host: str = Field(
+        default="127.0.0.1", description="Bind address of /metrics, /healthz and /readyz."
+    )
+    metrics_port: int = Field(default=9100, description="Port of process 0; process i uses +i.")
+    log_level: str = "INFO"
+
+    # --- Local servers ---------------------------------------------------------------
+    state_dir: Path = Path(".fraudstream")
+    cache_dir: Path = Field(default_factory=_default_cache_dir)
+    kafka_version: str = "4.1.1"
+    local_kafka_port: int = LOCAL_KAFKA_PORT
+    local_redis_port: int = LOCAL_REDIS_PORT
+    startup_timeout_s: float = 90.0
+
+    @property
+    def kafka_is_local(self) -> bool:
+        """True when commands should use (and may start) the local broker."""
+        return self.kafka_bootstrap is None
+
+    @property
+    def redis_is_local(self) -> bool:
+        """True when commands should use (and may start) the local Redis."""
+        return self.redis_url is None
+
+    @property
+    def bootstrap_servers(self) -> str:
+        """The bootstrap list every Kafka client uses."""
+        return self.kafka_bootstrap or f"127.0.0.1:{self.local_kafka_port}"
+
+    @property
+    def redis_dsn(self) -> str:
+        """The Redis URL every client uses (contains the password: never log it)."""
+        if self.redis_url is not None:
+            return self.redis_url.get_secret_value()
+        password = self.redis_password.get_secret_value()
+        return f"redis://:{password}@127.0.0.1:{self.local_redis_port}/0"
+
+    def kafka_config(self, **overrides: Any) -> dict[str, Any]:
+        """The librdkafka configuration shared by producers, consumers and the admin client."""
+        conf: dict[str, Any] = {
+            "bootstrap.servers": self.bootstrap_servers,
+            "security.protocol": self.kafka_security_protocol,
+        }
+        if self.kafka_sasl_mechanism:
+            conf["sasl.mechanism"] = self.kafka_sasl_mechanism
+        if self.kafka_sasl_username:
+            conf["sasl.username"] = self.kafka_sasl_username
+        if self.kafka_sasl_password is not None:
+            conf["sasl.password"] = self.kafka_sasl_password.get_secret_value()
+        if self.kafka_ssl_ca_location is not None:
+            conf["ssl.ca.location"] = str(self.kafka_ssl_ca_location)
+        conf.update(overrides)
+        return conf
+
+    def producer_config(self, **overrides: Any) -> dict[str, Any]:
+        """Idempotent, ``acks=all`` producer using the Java-compatible partitioner."""
+        return self.kafka_config(
+            **{
+                "enable.idempotence": True,
+                "acks": "all",
+                "partitioner": "murmur2_random",
+                "linger.ms": 5,
+                "compression.type": "lz4",
+                **overrides,
+            }
+        )
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once from the environment."""
+    return Settings()

@@ -1,0 +1,54 @@
+import json
+
+import pytest
+
+from schemas import DlqRecord, SchemaValidationError, decode_transaction
+from schemas.export import JSON_DIR, MESSAGES, render
+
+VISA = "4111111111111111"
+
+
+def test_dlq_record_keeps_original_bytes_but_no_card_number():
+    raw = b'{"tx_id": "t1", "user_id": "' + VISA.encode() + b'"}'
+    with pytest.raises(SchemaValidationError) as caught:
+        decode_transaction(raw)
+    record = DlqRecord.from_error(
+        caught.value,
+        key=b"u1",
+        value=raw,
+        stage="decode",
+        topic="transactions",
+        partition=3,
+        offset=42,
+    )
+    assert VISA.encode() not in record.value
+    assert record.value.startswith(b'{"tx_id": "t1"')
+    headers = dict(record.kafka_headers())
+    assert headers["error_reason"] == b"pan_detected"
+    assert headers["stage"] == b"decode"
+    assert headers["source_partition"] == b"3"
+    assert all(VISA.encode() not in value for value in headers.values())
+    again = DlqRecord.from_kafka(record.key, record.value, record.kafka_headers())
+    assert again == record
+
+
+def test_dlq_record_of_an_unexpected_error_is_marked_internal():
+    record = DlqRecord.from_error(
+        RuntimeError("boom"),
+        key=None,
+        value=b"x",
+        stage="score",
+        topic="t",
+        partition=0,
+        offset=0,
+    )
+    assert record.error_reason == "internal_error"
+    assert record.error_class == "RuntimeError"
+
+
+@pytest.mark.parametrize("model", MESSAGES, ids=lambda m: m.__name__)
+def test_exported_json_schema_files_match_the_code(model):
+    path = JSON_DIR / f"{model.__name__.lower()}.schema.json"
+    assert path.exists(), "run `python -m schemas.export`"
+    assert path.read_text() == render(model), "stale schema: run `python -m schemas.export`"
+    assert set(json.loads(path.read_text())["properties"]) == set(model.model_fields)
