@@ -1,4 +1,4 @@
-"""Labelled history -> ``(features, labels, event_times)`` for :func:`models.ensemble.train_ensemble`.
+"""Labelled history -> ``(features, labels, event_times)``, the input of ``train_ensemble``.
 
 Features come from :func:`operators.features.features_for_frame`, the same code the live
 dataflow runs, so a model is trained on exactly the vector it will be served: no

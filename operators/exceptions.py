@@ -8,7 +8,14 @@ from __future__ import annotations
 
 from schemas.exceptions import FraudstreamError
 
-__all__ = ["BatchError", "OperatorError", "PolicyError", "RuleError", "ScoringError"]
+__all__ = [
+    "BatchError",
+    "FeatureInputError",
+    "OperatorError",
+    "PolicyError",
+    "RuleError",
+    "ScoringError",
+]
 
 
 class OperatorError(FraudstreamError):
@@ -45,3 +52,12 @@ class BatchError(OperatorError):
 
 class PolicyError(OperatorError):
     """The decision policy was configured with invalid thresholds or inconsistent inputs."""
+
+
+class FeatureInputError(OperatorError):
+    """Input the velocity features cannot be computed from, refused with what is wrong.
+
+    A frame without a required column, a naive timestamp, a non-finite amount, a negative
+    lateness: wiring or data bugs to fix at the source. Missing *optional* fields
+    (country, coordinates) are never an error; their features are NaN.
+    """

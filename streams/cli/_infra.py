@@ -121,7 +121,7 @@ def up(as_json: JsonOption = False) -> None:
 
 @infra_app.command()
 def down(as_json: JsonOption = False) -> None:
-    """Stop the local servers that ``infra up`` started (by pid file; external ones stay)."""
+    """Stop the local servers that infra up started (by pid file; external ones stay)."""
     from streams.infra import infra_down
     from streams.settings import get_settings
 

@@ -65,10 +65,12 @@ def infra_down(settings: Settings, on_progress: Progress = quiet) -> list[Server
 
 
 def infra_status(settings: Settings) -> list[ServerStatus]:
-    """Both servers: address, whether they answer, pid (local ones) and version."""
-    kafka = LocalKafka(settings).status() if settings.kafka_is_local else None
-    redis = LocalRedis(settings).status() if settings.redis_is_local else None
+    """Report both servers: address, whether they answer, pid (local ones) and version."""
     return [
-        kafka or _external(external_kafka_status(settings), "not managed here"),
-        redis or _external(external_redis_status(settings), "not managed here"),
+        LocalKafka(settings).status()
+        if settings.kafka_is_local
+        else external_kafka_status(settings),
+        LocalRedis(settings).status()
+        if settings.redis_is_local
+        else external_redis_status(settings),
     ]

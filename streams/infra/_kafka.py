@@ -83,10 +83,22 @@ def _admin_config(bootstrap: str) -> dict[str, Any]:
     }
 
 
+def _describe(exc: Exception) -> str:
+    """Keep librdkafka's own sentence, not the KafkaError{code=...} wrapper around it."""
+    from confluent_kafka import KafkaError
+
+    error = exc.args[0] if exc.args else None
+    return str(error.str()) if isinstance(error, KafkaError) else str(exc)
+
+
+class _NoBrokerError(Exception):
+    """Metadata came back without a broker; retried like any other not-ready answer."""
+
+
 def _broker_count(admin: Any, timeout_s: float) -> int:
     metadata = admin.list_topics(timeout=timeout_s)
     if not metadata.brokers:
-        raise InfraError("the cluster answered without any broker")
+        raise _NoBrokerError("the cluster answered without any broker")
     return len(metadata.brokers)
 
 
@@ -99,7 +111,11 @@ def external_kafka_status(settings: Settings) -> ServerStatus:
         brokers = _broker_count(AdminClient(conf), 5.0)
     except Exception as exc:  # any client error means "not reachable" here
         return ServerStatus(
-            "kafka", settings.bootstrap_servers, "external", False, message=f"unreachable: {exc}"
+            "kafka",
+            settings.bootstrap_servers,
+            "external",
+            False,
+            message=_describe(exc),
         )
     return ServerStatus(
         "kafka", settings.bootstrap_servers, "external", True, message=f"{brokers} broker(s)"
@@ -136,7 +152,7 @@ class LocalKafka:
         return f"{_HOST}:{self.port}"
 
     def render_config(self) -> str:
-        """server.properties for this instance, from the template in ``infra/kafka``."""
+        """Render server.properties for this instance from the template in ``infra/kafka``."""
         template = Template((_TEMPLATE_DIR / "server.properties").read_text(encoding="utf-8"))
         return template.substitute(
             kafka_port=self.port, controller_port=self.controller_port, data_dir=self.data_dir

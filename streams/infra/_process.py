@@ -21,7 +21,7 @@ import os
 import signal
 import socket
 import subprocess
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -133,7 +133,7 @@ class ManagedProcess:
         except psutil.Error:
             return []
 
-    def spawn(self, argv: Sequence[str], *, env: Mapping[str, str] | None = None) -> int:
+    def spawn(self, argv: Sequence[str]) -> int:
         """Start the server detached from the terminal, logging to its file; returns its pid."""
         self.directory.mkdir(parents=True, exist_ok=True)
         if self.log_file.exists():
@@ -143,7 +143,6 @@ class ManagedProcess:
                 child = subprocess.Popen(
                     list(argv),
                     cwd=self.directory,
-                    env=None if env is None else dict(env),
                     stdin=subprocess.DEVNULL,
                     stdout=log,
                     stderr=subprocess.STDOUT,

@@ -75,7 +75,7 @@ def external_redis_status(settings: Settings) -> ServerStatus:
     try:
         version = _server_info(client)
     except redis.RedisError as exc:
-        return ServerStatus("redis", address, "external", False, message=f"unreachable: {exc}")
+        return ServerStatus("redis", address, "external", False, message=str(exc))
     finally:
         client.close()
     return ServerStatus("redis", address, "external", True, version=version)
@@ -104,7 +104,7 @@ class LocalRedis:
         return f"{_HOST}:{self.port}"
 
     def render_config(self) -> str:
-        """redis.conf for this instance; it contains the password, so it is written 0600."""
+        """Render redis.conf for this instance; it holds the password, so it is written 0600."""
         password = self.settings.redis_password.get_secret_value()
         lines = [
             "# written by `fraudstream infra up`; edits are overwritten on the next start",

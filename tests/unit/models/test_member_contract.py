@@ -16,6 +16,7 @@ from models.ensemble import MEMBERS, EnsembleMember, LogisticMember, XGBoostMemb
 from models.manifest import MEMBER_INPUT, MEMBER_OUTPUT
 from operators.exceptions import ScoringError
 from operators.scoring import OnnxMember
+from operators.scoring._session import new_session
 from tests.unit.models._synthetic import Dataset, make_dataset
 
 PARITY = 1e-5
@@ -115,7 +116,8 @@ def test_missing_values_give_valid_scores_matching_native(exported: Exported) ->
 
     scores = exported.onnx.predict(batch)
 
-    assert np.all(np.isfinite(scores)) and np.all((scores >= 0) & (scores <= 1))
+    assert np.all(np.isfinite(scores))
+    assert np.all((scores >= 0) & (scores <= 1))
     assert np.abs(scores - exported.member.predict_native(batch)).max() <= PARITY
 
 
@@ -136,8 +138,6 @@ def test_logistic_explainer_matches_native_contributions(
     member.fit(train_set.features.astype(np.float32), train_set.labels)
     explainer = member.explainer_onnx()
     assert explainer is not None
-    from operators.scoring._session import new_session
-
     session = new_session(explainer.SerializeToString(), what="explainer")
     batch = parity_set.features[:2000].astype(np.float32)
 

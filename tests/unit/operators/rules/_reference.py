@@ -10,7 +10,7 @@ from __future__ import annotations
 import ast
 import math
 import operator
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -23,7 +23,12 @@ _COMPARE = {
     ast.Gt: operator.gt,
     ast.GtE: operator.ge,
 }
-_ARITH = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv}
+_ARITH = {
+    ast.Add: operator.add,
+    ast.Sub: operator.sub,
+    ast.Mult: operator.mul,
+    ast.Div: operator.truediv,
+}
 
 
 def reference_eval(expression: str, row: dict[str, Any], numeric: set[str]) -> bool:
@@ -42,7 +47,8 @@ def _eval(node: ast.expr, row: dict[str, Any], numeric: set[str]) -> Any:
             return np.float64(value)
         return value if isinstance(value, str) else _MISSING
     if isinstance(node, ast.Constant):
-        return node.value if isinstance(node.value, str) else np.float64(node.value)
+        value = node.value
+        return value if isinstance(value, str) else np.float64(cast(float, value))
     if isinstance(node, ast.UnaryOp):
         operand = _eval(node.operand, row, numeric)
         return (not operand) if isinstance(node.op, ast.Not) else -operand
@@ -55,7 +61,9 @@ def _eval(node: ast.expr, row: dict[str, Any], numeric: set[str]) -> Any:
         return all(values) if isinstance(node.op, ast.And) else any(values)
     if isinstance(node, ast.Compare) and isinstance(node.ops[0], ast.In | ast.NotIn):
         left = _eval(node.left, row, numeric)
-        items = [_eval(item, row, numeric) for item in node.comparators[0].elts]
+        listed = node.comparators[0]
+        assert isinstance(listed, ast.List | ast.Tuple)
+        items = [_eval(item, row, numeric) for item in listed.elts]
         if _missing(left):
             return False
         found = any(type(left) is type(item) and left == item for item in items)

@@ -26,7 +26,8 @@ def run(expression: str, schema: ColumnSchema = SMALL, **columns: Any) -> list[b
     """Compile and evaluate an expression on the given columns; plain bools for asserts."""
     result = compile_expression(expression, schema, rule_id="t").evaluate(columns)
     assert result.dtype == np.bool_
-    return result.tolist()
+    values: list[bool] = result.tolist()
+    return values
 
 
 def rule(rule_id: str, expression: str, action: str = "REVIEW", **extra: str) -> dict[str, str]:

@@ -120,7 +120,8 @@ def test_evaluation_does_not_modify_the_batch() -> None:
     a = numbers(1, NaN)
     s = texts("x", None)
     run("-a < 0 and s not in ['y'] and a + 1 > 0", a=a, s=s)
-    assert a[0] == 1 and math.isnan(a[1])
+    assert a[0] == 1
+    assert math.isnan(a[1])
     assert s.tolist() == ["x", None]
 
 
@@ -199,9 +200,13 @@ def _batches(draw: st.DrawFn) -> dict[str, np.ndarray]:
     n = draw(st.integers(min_value=1, max_value=12))
     batch: dict[str, np.ndarray] = {}
     for name in ("a", "b", "c"):
-        batch[name] = numbers(*draw(st.lists(st.sampled_from(_NUMBER_VALUES), min_size=n, max_size=n)))
+        batch[name] = numbers(
+            *draw(st.lists(st.sampled_from(_NUMBER_VALUES), min_size=n, max_size=n))
+        )
     for name in ("s", "t"):
-        batch[name] = texts(*draw(st.lists(st.sampled_from(_STRING_VALUES), min_size=n, max_size=n)))
+        batch[name] = texts(
+            *draw(st.lists(st.sampled_from(_STRING_VALUES), min_size=n, max_size=n))
+        )
     return batch
 
 

@@ -90,8 +90,9 @@ def test_bad_rules_are_refused_naming_the_rule(
     ],
 )
 def test_bad_documents_are_refused(text: str, problem: str) -> None:
-    with pytest.raises(RuleError, match="rules.yaml: ") as caught:
+    with pytest.raises(RuleError) as caught:
         RuleSet.from_yaml(text, SMALL, source="rules.yaml")
+    assert str(caught.value).startswith("rules.yaml: ")
     assert problem in str(caught.value)
 
 

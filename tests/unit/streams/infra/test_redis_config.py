@@ -91,3 +91,12 @@ def test_status_as_dict_is_json_ready():
         "version": "7.2.4",
         "message": "started",
     }
+
+
+def test_an_unreachable_external_redis_is_reported_without_its_password():
+    from streams.infra._redis import external_redis_status
+
+    settings = Settings(redis_url=SecretStr("redis://:hunter2@127.0.0.1:1/0"))
+    status = external_redis_status(settings)
+    assert (status.mode, status.running, status.address) == ("external", False, "127.0.0.1:1")
+    assert "hunter2" not in str(status.as_dict())

@@ -1,0 +1,134 @@
+"""Velocity state of one merchant: counts, distinct users and mean amount, at event time.
+
+Windows are exact: for an event ``e`` they hold the seen events and ``e`` with
+``e.t - H < t <= e.t`` (an event seen earlier with a later time never counts). Events
+later than the lateness are still counted where their time falls inside the retained 24 h
++ lateness, and flagged ``late``.
+
+A busy merchant sees many users per hour, so the distinct-user count is kept
+incrementally for the *head* window ``(newest - 1h, newest]`` (user -> events in it);
+an out-of-order event corrects the head with the few raw events between its own window
+and the head's (within the lateness at both ends) instead of rescanning the hour.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+
+from operators.velocity._constants import (
+    AMOUNT_SCALE,
+    DAY_MS,
+    DEFAULT_LATENESS_MS,
+    HOUR_MS,
+    MERCHANT_KEEP_MS,
+)
+from operators.velocity._event import MERCHANT_FEATURES, VelocityEvent, WindowResult
+from operators.velocity._log import EventLog, LogState
+from operators.velocity._size import deep_size
+
+__all__ = ["MerchantVelocity"]
+
+
+class MerchantVelocity:
+    """All velocity state of ONE merchant; ``update`` returns the features of each event."""
+
+    __slots__ = ("_head", "_log")
+
+    def __init__(self, lateness_ms: int = DEFAULT_LATENESS_MS) -> None:
+        self._log = EventLog(lateness_ms)
+        self._head: dict[str, int] = {}  # user -> events in (newest - 1h, newest]
+
+    def update(self, event: VelocityEvent) -> WindowResult:
+        """Count ``event`` in and return its features (``MERCHANT_FEATURES`` order)."""
+        values, late = self.observe(
+            event.event_ms, round(event.amount * AMOUNT_SCALE), event.user_id
+        )
+        return WindowResult(dict(zip(MERCHANT_FEATURES, map(float, values), strict=True)), late)
+
+    def is_idle(self, now_ms: int) -> bool:
+        """True when no event is within 24 h + lateness of ``now_ms``: evict the state."""
+        log = self._log
+        return now_ms - log._max_t > MERCHANT_KEEP_MS + log._lateness
+
+    def approx_bytes(self) -> int:
+        """Bytes this state holds in memory (ids count as shared pointers)."""
+        return deep_size(self)
+
+    def observe(self, t: int, units: int, user: str) -> tuple[tuple[float, ...], bool]:
+        """The hot path behind :meth:`update` (amount in 1/10,000): values and late flag."""
+        log = self._log
+        newest = log._max_t
+        late = t < newest - log._lateness
+        head = self._head
+        if t > newest:
+            self._slide_head(newest, t)
+            log._max_t = newest = t
+            stale = log._stale_count(MERCHANT_KEEP_MS)
+            if stale:
+                log._drop_front(stale)
+        if t > newest - HOUR_MS:
+            head[user] = head.get(user, 0) + 1
+        i = log._insert(t, units, user)
+
+        times, cum, base, users = log._times, log._cum, log._base, log._ids
+        hi = i + 1
+        lo_day = bisect_right(times, t - DAY_MS, 0, i)
+        lo_hour = bisect_right(times, t - HOUR_MS, lo_day, i)
+        sum_day = cum[i] - (cum[lo_day - 1] if lo_day else base)
+        if hi == len(times):  # nothing later than e: its hour is the head window
+            distinct = len(head)
+        else:
+            distinct = self._distinct_hour(t, lo_hour, hi)
+        return (
+            hi - lo_hour,
+            hi - lo_day,
+            distinct,
+            sum_day / ((hi - lo_day) * AMOUNT_SCALE),
+        ), late
+
+    def _slide_head(self, old_newest: int, new_newest: int) -> None:
+        """Drop from the head the events that leave it when the newest time advances."""
+        times, users, head = self._log._times, self._log._ids, self._head
+        if not times:
+            return
+        first = bisect_right(times, old_newest - HOUR_MS)
+        stop = bisect_right(times, new_newest - HOUR_MS, first)
+        for j in range(first, stop):
+            user = users[j]
+            left = head[user] - 1
+            if left:
+                head[user] = left
+            else:
+                del head[user]
+
+    def _distinct_hour(self, t: int, lo_hour: int, hi: int) -> int:
+        """Distinct users in ``(t - 1h, t]``: the head corrected, or a scan if cheaper."""
+        log = self._log
+        times, users, head = log._times, log._ids, self._head
+        # e's hour = head - events after e (time in (t, newest]) + (t - 1h, newest - 1h].
+        stop_early = bisect_right(times, log._max_t - HOUR_MS, lo_hour)
+        corrections = len(times) - hi + stop_early - lo_hour
+        if corrections >= hi - lo_hour:
+            return len(set(users[lo_hour:hi]))
+        delta: dict[str, int] = {}
+        for j in range(hi, len(times)):
+            delta[users[j]] = delta.get(users[j], 0) - 1
+        for j in range(lo_hour, stop_early):
+            delta[users[j]] = delta.get(users[j], 0) + 1
+        distinct = len(head)
+        for user, change in delta.items():
+            was = head.get(user, 0)
+            distinct += (was + change > 0) - (was > 0)
+        return distinct
+
+    def __getstate__(self) -> LogState:
+        # The head is derived data: rebuilt from the log on restore, not pickled.
+        return self._log._log_state()
+
+    def __setstate__(self, state: LogState) -> None:
+        self._log = EventLog.__new__(EventLog)
+        self._log._restore_log(state)
+        log = self._log
+        self._head = {}
+        for user in log._ids[bisect_right(log._times, log._max_t - HOUR_MS) :]:
+            self._head[user] = self._head.get(user, 0) + 1

@@ -1,0 +1,185 @@
+"""Redis as the scorer sees it: batched enrichment reads and decision-cache writes.
+
+One round trip per batch (a pipeline), never one per event, with a short socket timeout.
+A failed or slow Redis must not stall decisions: the batch goes on without enrichment,
+flagged degraded with the cause, and Redis is not asked again until a back-off passes, so
+a dead server costs one timeout per back-off period rather than one per batch.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import redis
+from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from schemas import Transaction
+
+__all__ = ["Enrichment", "ListField", "RedisStore", "keys"]
+
+ListField = Literal["user", "card", "device", "merchant"]
+_LIST_FIELDS: tuple[ListField, ...] = ("user", "card", "device", "merchant")
+
+
+class keys:  # noqa: N801 - a namespace of key builders
+    """Every Redis key fraudstream uses, in one place."""
+
+    prefix = "fraudstream"
+
+    @staticmethod
+    def merchant_risk(merchant_id: str) -> str:
+        """Merchant fraud risk in [0, 1], written by the feedback loop."""
+        return f"{keys.prefix}:risk:merchant:{merchant_id}"
+
+    @staticmethod
+    def listing(kind: Literal["allow", "deny"], field: ListField) -> str:
+        """The set of ids on an allow or deny list."""
+        return f"{keys.prefix}:{kind}:{field}"
+
+    @staticmethod
+    def decision(tx_id: str) -> str:
+        """The decision cache entry of one transaction (idempotency by tx_id)."""
+        return f"{keys.prefix}:decision:{tx_id}"
+
+
+@dataclass(frozen=True)
+class Enrichment:
+    """What Redis adds to a batch; arrays are aligned with the batch's transactions."""
+
+    merchant_risk: np.ndarray  # float64, NaN when unknown
+    allow: np.ndarray  # bool
+    deny: np.ndarray  # bool
+    degraded_cause: str | None = None
+
+    @classmethod
+    def empty(cls, size: int, cause: str | None) -> Enrichment:
+        """No enrichment: what a batch gets when Redis cannot answer."""
+        return cls(
+            merchant_risk=np.full(size, np.nan),
+            allow=np.zeros(size, dtype=bool),
+            deny=np.zeros(size, dtype=bool),
+            degraded_cause=cause,
+        )
+
+
+def _field_values(tx: Transaction, field: ListField) -> str | None:
+    return {"user": tx.user_id, "card": tx.card_id, "device": tx.device_id}.get(
+        field, tx.merchant_id
+    )
+
+
+def _as_risk(raw: bytes | None) -> float:
+    if raw is None:
+        return math.nan
+    try:
+        value = float(raw)
+    except ValueError:
+        return math.nan
+    return value if 0.0 <= value <= 1.0 else math.nan
+
+
+class RedisStore:
+    """Batched, time-bounded access to the enrichment data and the decision cache."""
+
+    def __init__(
+        self,
+        dsn: str,
+        *,
+        timeout_s: float = 0.05,
+        backoff_s: float = 1.0,
+        decision_ttl_s: int = 7 * 24 * 3600,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._client = redis.Redis.from_url(
+            dsn,
+            socket_timeout=timeout_s,
+            socket_connect_timeout=timeout_s,
+            retry_on_timeout=False,
+            health_check_interval=0,
+        )
+        self._backoff_s = backoff_s
+        self._decision_ttl_s = decision_ttl_s
+        self._clock = clock
+        self._down_until = 0.0
+        self._last_cause = ""
+
+    @property
+    def client(self) -> redis.Redis:
+        """The underlying client, for the feedback loop and admin commands."""
+        return self._client
+
+    def _failed(self, exc: Exception) -> str:
+        cause = "redis_timeout" if isinstance(exc, RedisTimeoutError) else "redis_unavailable"
+        self._down_until = self._clock() + self._backoff_s
+        self._last_cause = cause
+        return cause
+
+    def _backing_off(self) -> bool:
+        return self._clock() < self._down_until
+
+    def enrich(self, transactions: Sequence[Transaction]) -> Enrichment:
+        """Merchant risk and allow/deny membership for a batch, in one round trip."""
+        size = len(transactions)
+        if size == 0:
+            return Enrichment.empty(0, None)
+        if self._backing_off():
+            return Enrichment.empty(size, self._last_cause)
+        pipe = self._client.pipeline(transaction=False)
+        pipe.mget([keys.merchant_risk(tx.merchant_id) for tx in transactions])
+        present: list[tuple[str, ListField, list[int]]] = []
+        for kind in ("deny", "allow"):
+            for field in _LIST_FIELDS:
+                rows = [i for i, tx in enumerate(transactions) if _field_values(tx, field)]
+                if rows:
+                    members = [str(_field_values(transactions[i], field)) for i in rows]
+                    pipe.smismember(keys.listing(kind, field), members)
+                    present.append((kind, field, rows))
+        try:
+            replies = pipe.execute()
+        except (RedisError, OSError) as exc:
+            return Enrichment.empty(size, self._failed(exc))
+        risk = np.array([_as_risk(raw) for raw in replies[0]], dtype=np.float64)
+        flags = {"allow": np.zeros(size, dtype=bool), "deny": np.zeros(size, dtype=bool)}
+        for (kind, _field, rows), members in zip(present, replies[1:], strict=True):
+            hits = np.asarray(members, dtype=bool)
+            flags[kind][rows] |= hits
+        return Enrichment(risk, flags["allow"], flags["deny"])
+
+    def cache_decisions(self, decisions: Iterable[tuple[str, bytes]]) -> str | None:
+        """Write ``(tx_id, decision JSON)`` pairs with a TTL; returns a degraded cause or None."""
+        if self._backing_off():
+            return self._last_cause
+        pipe = self._client.pipeline(transaction=False)
+        for tx_id, payload in decisions:
+            pipe.set(keys.decision(tx_id), payload, ex=self._decision_ttl_s)
+        try:
+            pipe.execute()
+        except (RedisError, OSError) as exc:
+            return self._failed(exc)
+        return None
+
+    def cached_decision(self, tx_id: str) -> bytes | None:
+        """The cached decision of a transaction, if any."""
+        value: bytes | None = self._client.get(keys.decision(tx_id))  # type: ignore[assignment]
+        return value
+
+    def set_listing(
+        self, kind: Literal["allow", "deny"], field: ListField, values: Iterable[str]
+    ) -> int:
+        """Add ids to an allow or deny list (for operators and tests)."""
+        members = list(values)
+        if not members:
+            return 0
+        added: int = self._client.sadd(keys.listing(kind, field), *members)
+        return added
+
+    def set_merchant_risk(self, risks: dict[str, float]) -> None:
+        """Store merchant risks in [0, 1] (written by the feedback loop)."""
+        if risks:
+            self._client.mset({keys.merchant_risk(m): f"{r:.6f}" for m, r in risks.items()})
