@@ -44,6 +44,7 @@ __all__ = [
     "MANIFEST_FILENAME",
     "MEMBER_INPUT",
     "MEMBER_OUTPUT",
+    "PLAIN_NAME",
     "ExplainerEntry",
     "Manifest",
     "MemberEntry",
@@ -66,7 +67,8 @@ MEMBER_OUTPUT = "fraud_probability"
 EXPLAINER_CONTRIBUTIONS = "contributions"
 EXPLAINER_STANDARDIZED = "standardized"
 
-_PLAIN_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
+#: File names and versions: one path segment, safe as a directory name, never hidden.
+PLAIN_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
 _SHA256 = r"^[0-9a-f]{64}$"
 
 
@@ -78,7 +80,7 @@ class MemberEntry(_Strict):
     """One ensemble member: its file, the file's hash and its weight in the weighted mean."""
 
     name: str = Field(pattern=r"^[a-z][a-z0-9_]{0,63}$")
-    file: str = Field(pattern=_PLAIN_NAME)
+    file: str = Field(pattern=PLAIN_NAME)
     sha256: str = Field(pattern=_SHA256)
     weight: float = Field(ge=0.0, le=1.0)
 
@@ -92,7 +94,7 @@ class ExplainerEntry(_Strict):
 
     method: Literal["logistic_contributions"] = "logistic_contributions"
     member: str
-    file: str = Field(pattern=_PLAIN_NAME)
+    file: str = Field(pattern=PLAIN_NAME)
     sha256: str = Field(pattern=_SHA256)
 
 
@@ -146,7 +148,7 @@ class Manifest(_Strict):
     """Everything a scorer needs to serve a model version, and an auditor to trust it."""
 
     format_version: int = FORMAT_VERSION
-    version: str = Field(pattern=_PLAIN_NAME)
+    version: str = Field(pattern=PLAIN_NAME)
     created_at: AwareDatetime
     feature_names: tuple[str, ...] = Field(min_length=1)
     combination: Literal["weighted_mean"] = "weighted_mean"

@@ -19,7 +19,7 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from models.exceptions import TrainingError
-from operators.features import FEATURE_NAMES, features_for_frame
+from operators.features import FEATURE_NAMES, MerchantRisk, features_for_frame
 
 __all__ = ["TrainingSet", "build_training_set"]
 
@@ -34,17 +34,22 @@ class TrainingSet(NamedTuple):
     event_times: NDArray[np.datetime64]
 
 
-def build_training_set(frame: pd.DataFrame) -> TrainingSet:
+def build_training_set(
+    frame: pd.DataFrame, *, merchant_risk: MerchantRisk | None = None
+) -> TrainingSet:
     """Compute features for a history frame and keep its labelled rows.
 
     ``frame`` has the Transaction columns plus ``label`` (1/0 or "fraud"/"legit"; missing
     = unlabelled), as returned by the simulator's or ``schemas.history``'s
     ``read_history``. Event times come back as naive UTC ``datetime64[ms]``.
+    ``merchant_risk`` is the point-in-time risk lookup ``features_for_frame`` takes (the
+    feature is NaN without it, as in serving when Redis has no value). Bad transaction
+    columns raise ``operators.exceptions.FeatureInputError`` from the feature code.
     """
     missing = [column for column in ("label", "event_time") if column not in frame.columns]
     if missing:
         raise TrainingError(f"history frame lacks {missing}; columns: {list(frame.columns)[:20]}")
-    features = np.asarray(features_for_frame(frame), dtype=np.float64)
+    features = np.asarray(features_for_frame(frame, merchant_risk=merchant_risk), dtype=np.float64)
     if features.shape != (len(frame), len(FEATURE_NAMES)):
         raise TrainingError(
             f"features_for_frame returned {features.shape}, "

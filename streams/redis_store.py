@@ -11,7 +11,6 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
@@ -19,6 +18,7 @@ import redis
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from operators.enrichment import Enrichment
 from schemas import Transaction
 
 __all__ = ["Enrichment", "ListField", "RedisStore", "keys"]
@@ -46,26 +46,6 @@ class keys:  # noqa: N801 - a namespace of key builders
     def decision(tx_id: str) -> str:
         """The decision cache entry of one transaction (idempotency by tx_id)."""
         return f"{keys.prefix}:decision:{tx_id}"
-
-
-@dataclass(frozen=True)
-class Enrichment:
-    """What Redis adds to a batch; arrays are aligned with the batch's transactions."""
-
-    merchant_risk: np.ndarray  # float64, NaN when unknown
-    allow: np.ndarray  # bool
-    deny: np.ndarray  # bool
-    degraded_cause: str | None = None
-
-    @classmethod
-    def empty(cls, size: int, cause: str | None) -> Enrichment:
-        """No enrichment: what a batch gets when Redis cannot answer."""
-        return cls(
-            merchant_risk=np.full(size, np.nan),
-            allow=np.zeros(size, dtype=bool),
-            deny=np.zeros(size, dtype=bool),
-            degraded_cause=cause,
-        )
 
 
 def _field_values(tx: Transaction, field: ListField) -> str | None:

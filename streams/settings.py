@@ -57,6 +57,24 @@ class Settings(BaseSettings):
     replication_factor: int = Field(default=1, ge=1)
     retention_ms: int = Field(default=7 * 24 * 3600 * 1000, ge=-1)
 
+    # --- Scoring ---------------------------------------------------------------------
+    model_dir: Path | None = Field(
+        default=None, description="Model folder with manifest.json; unset: <state_dir>/model."
+    )
+    rules_file: Path | None = Field(
+        default=None, description="Rules YAML; unset: the packaged default rules."
+    )
+    lateness_ms: int = Field(default=300_000, ge=0, description="Allowed out-of-order lateness.")
+    future_tolerance_ms: int = Field(
+        default=3_600_000, ge=0, description="Events further in the future go to the DLQ."
+    )
+    dedupe_horizon_ms: int = Field(default=3_600_000, ge=0)
+    redis_timeout_ms: int = Field(default=50, ge=1)
+    model_budget_ms: int = Field(default=25, ge=1)
+    decision_ttl_s: int = Field(default=7 * 24 * 3600, ge=1)
+    input_batch_size: int = Field(default=500, ge=1)
+    snapshot_interval_s: float = Field(default=5.0, gt=0)
+
     # --- Observability ---------------------------------------------------------------
     metrics_host: str = Field(
         default="127.0.0.1", description="Bind address of /metrics, /healthz and /readyz."
@@ -71,6 +89,11 @@ class Settings(BaseSettings):
     local_kafka_port: int = LOCAL_KAFKA_PORT
     local_redis_port: int = LOCAL_REDIS_PORT
     startup_timeout_s: float = 90.0
+
+    @property
+    def resolved_model_dir(self) -> Path:
+        """Where the scorer loads its model from."""
+        return self.model_dir or self.state_dir / "model"
 
     @property
     def kafka_is_local(self) -> bool:

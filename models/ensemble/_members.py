@@ -176,7 +176,7 @@ class LogisticMember:
             coefficients=classify.coef_[0],
         )
 
-    def standardized_contributions(self, features: Matrix32) -> NDArray[np.float64]:
+    def native_contributions(self, features: Matrix32) -> NDArray[np.float64]:
         """Native per-feature contributions (NaN inputs count 0), the explainer's reference."""
         impute = self._pipeline.named_steps["impute"]
         scale = self._pipeline.named_steps["scale"]

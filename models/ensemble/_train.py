@@ -37,6 +37,7 @@ from models.ensemble._selection import (
 from models.exceptions import TrainingError
 from models.manifest import (
     MANIFEST_FILENAME,
+    PLAIN_NAME,
     ExplainerEntry,
     Manifest,
     MemberEntry,
@@ -79,7 +80,8 @@ def train_ensemble(
     ``features`` is ``[n, len(feature_names)]`` (NaN = missing), ``labels`` 0/1 (1 =
     fraud), ``event_times`` datetime64 or integer epoch milliseconds (UTC). The directory
     gets one ``<member>.onnx`` per member, ``explainer.onnx`` and, written last,
-    ``manifest.json``; an existing manifest is only replaced with ``overwrite=True``.
+    ``manifest.json``; an existing manifest is only replaced with ``overwrite=True``
+    (meant for scratch directories: publish every version in a directory of its own).
     ``version`` defaults to ``<UTC time>-<first 8 hex of the files' combined sha256>``.
     ``members`` are registry names (:data:`~models.ensemble.MEMBERS`, default settings)
     or unfitted member objects, e.g. ``XGBoostMember(n_jobs=1)`` on a busy machine.
@@ -88,6 +90,8 @@ def train_ensemble(
     report = on_stage or (lambda _stage: None)
     matrix, targets, times = _validated(features, labels, event_times, feature_names)
     chosen = _members(members, seed)
+    if version is not None and not re.fullmatch(PLAIN_NAME, version):
+        raise TrainingError(f"version {version!r} must be one plain name ({PLAIN_NAME})")
     directory = Path(out_dir)
     if (directory / MANIFEST_FILENAME).exists() and not overwrite:
         raise TrainingError(f"{directory} already holds a published model (overwrite=False)")

@@ -1,10 +1,10 @@
 """Sparse time buckets for the long (7d, 30d) windows: count, exact sum, and spread.
 
 A long window over raw events would hold a month of transactions per user; buckets hold
-one small record per bucket instead. Each bucket keeps the count, the exact sum of
-amounts (integers of 1/10,000) and, when asked for, the sum of squared deviations from
-the bucket mean (``m2``), updated with Welford's step and merged with Chan's formula
-using exact integer numerators. That makes a spread of identical amounts exactly 0 (so
+one small record per bucket instead. Each bucket keeps the count and the exact sum of
+amounts (integers of 1/10,000); ``SpreadBuckets`` also keep the sum of squared deviations
+from the bucket mean (``m2``), updated with Welford's step and merged with Chan's formula
+using exact integer numerators. That makes the spread of identical amounts exactly 0 (so
 "std 0" is detected reliably), with no catastrophic cancellation otherwise.
 """
 
@@ -12,10 +12,11 @@ from __future__ import annotations
 
 from array import array
 from bisect import bisect_left
+from typing import Self
 
-__all__ = ["Buckets", "BucketsState", "merge_spread"]
+__all__ = ["Buckets", "BucketsState", "SpreadBuckets", "merge_spread"]
 
-#: What a snapshot stores: keys, counts, sums, spreads (empty when not tracked), as bytes.
+#: What a snapshot stores: keys, counts, sums and (spread buckets only) m2, as bytes.
 BucketsState = tuple[bytes, bytes, bytes, bytes | None]
 
 
@@ -32,46 +33,39 @@ def merge_spread(
 
 
 class Buckets:
-    """Non-empty buckets in key order (key = event time // bucket size)."""
+    """Non-empty buckets in key order (key = event time // bucket size): count and sum."""
 
-    __slots__ = ("counts", "keys", "spreads", "sums")
+    __slots__ = ("counts", "keys", "sums")
 
-    def __init__(self, *, with_spread: bool) -> None:
+    def __init__(self) -> None:
         self.keys = array("i")
         self.counts = array("i")
         self.sums = array("q")
-        self.spreads: array[float] | None = array("d") if with_spread else None
+
+    def index(self, key: int) -> int:
+        """Position of bucket ``key``, or -1 if it is empty."""
+        keys = self.keys
+        j = len(keys) - 1
+        if j >= 0 and keys[j] == key:  # the common case: the newest bucket
+            return j
+        j = bisect_left(keys, key)
+        return j if j < len(keys) and keys[j] == key else -1
 
     def add(self, key: int, units: int) -> None:
         """Count one amount into bucket ``key`` (created if needed)."""
-        keys = self.keys
-        n = len(keys)
-        j = n - 1
-        if not n or keys[j] != key:
-            j = bisect_left(keys, key)
-            if j == n or keys[j] != key:
-                keys.insert(j, key)
-                self.counts.insert(j, 1)
-                self.sums.insert(j, units)
-                if self.spreads is not None:
-                    self.spreads.insert(j, 0.0)
-                return
-        count = self.counts[j]
-        total = self.sums[j]
-        if self.spreads is not None:
-            gap = units * count - total  # exact: (x - mean) * count
-            self.spreads[j] += gap * gap / (count * (count + 1))
-        self.counts[j] = count + 1
-        self.sums[j] = total + units
+        j = self.index(key)
+        if j < 0:
+            self._create(key, units)
+            return
+        self.counts[j] += 1
+        self.sums[j] += units
 
-    def get(self, key: int) -> tuple[int, int, float]:
-        """Count, sum and m2 of bucket ``key`` (zeros if it is empty)."""
-        keys = self.keys
-        j = bisect_left(keys, key)
-        if j == len(keys) or keys[j] != key:
-            return 0, 0, 0.0
-        spread = self.spreads[j] if self.spreads is not None else 0.0
-        return self.counts[j], self.sums[j], spread
+    def _create(self, key: int, units: int) -> int:
+        j = bisect_left(self.keys, key)
+        self.keys.insert(j, key)
+        self.counts.insert(j, 1)
+        self.sums.insert(j, units)
+        return j
 
     def totals(self, first: int, stop: int) -> tuple[int, int]:
         """Count and sum over buckets with ``first <= key < stop``."""
@@ -82,47 +76,93 @@ class Buckets:
             return 0, 0
         return sum(self.counts[lo:hi]), sum(self.sums[lo:hi])
 
-    def spread_totals(self, first: int, stop: int) -> tuple[int, int, float]:
-        """Count, sum and m2 over buckets with ``first <= key < stop``."""
-        keys = self.keys
-        spreads = self.spreads
-        lo = bisect_left(keys, first)
-        hi = bisect_left(keys, stop, lo)
-        count, total, m2 = 0, 0, 0.0
-        if spreads is None:
-            return count, total, m2
-        counts, sums = self.counts, self.sums
-        for j in range(lo, hi):
-            m2 = merge_spread(count, total, m2, counts[j], sums[j], spreads[j])
-            count += counts[j]
-            total += sums[j]
-        return count, total, m2
+    def first_key(self) -> int | None:
+        """The oldest bucket's key (what :meth:`drop_before` drops first), None if empty."""
+        return self.keys[0] if self.keys else None
 
     def drop_before(self, first: int) -> None:
         """Forget buckets with ``key < first``."""
         keys = self.keys
-        if not keys or keys[0] >= first:
-            return
-        k = bisect_left(keys, first)
-        del keys[:k]
-        del self.counts[:k]
-        del self.sums[:k]
-        if self.spreads is not None:
-            del self.spreads[:k]
+        if keys and keys[0] < first:
+            self._drop(bisect_left(keys, first))
+
+    def _drop(self, count: int) -> None:
+        del self.keys[:count]
+        del self.counts[:count]
+        del self.sums[:count]
 
     def snapshot(self) -> BucketsState:
         """The buckets as bytes, for a compact pickle."""
-        spreads = None if self.spreads is None else self.spreads.tobytes()
-        return self.keys.tobytes(), self.counts.tobytes(), self.sums.tobytes(), spreads
+        return self.keys.tobytes(), self.counts.tobytes(), self.sums.tobytes(), None
 
     @classmethod
-    def restore(cls, state: BucketsState) -> Buckets:
-        """Rebuild buckets from :meth:`snapshot`."""
-        keys, counts, sums, spreads = state
-        buckets = cls(with_spread=spreads is not None)
-        buckets.keys.frombytes(keys)
-        buckets.counts.frombytes(counts)
-        buckets.sums.frombytes(sums)
-        if buckets.spreads is not None and spreads is not None:
-            buckets.spreads.frombytes(spreads)
+    def restore(cls, state: BucketsState) -> Self:
+        """Rebuild what :meth:`snapshot` saved."""
+        buckets = cls()
+        buckets._load(state)
         return buckets
+
+    def _load(self, state: BucketsState) -> None:
+        keys, counts, sums, _ = state
+        self.keys.frombytes(keys)
+        self.counts.frombytes(counts)
+        self.sums.frombytes(sums)
+
+
+class SpreadBuckets(Buckets):
+    """Buckets that also keep each bucket's m2, for standard deviations."""
+
+    __slots__ = ("spreads",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.spreads = array("d")
+
+    def add(self, key: int, units: int) -> None:
+        """Count one amount into bucket ``key`` (Welford's step for its m2)."""
+        j = self.index(key)
+        if j < 0:
+            self.spreads.insert(self._create(key, units), 0.0)
+            return
+        count = self.counts[j]
+        total = self.sums[j]
+        gap = units * count - total  # exact: (x - mean) * count
+        self.spreads[j] += gap * gap / (count * (count + 1))
+        self.counts[j] = count + 1
+        self.sums[j] = total + units
+
+    def get(self, key: int) -> tuple[int, float]:
+        """Count and m2 of bucket ``key`` (0, 0.0 if it is empty)."""
+        j = self.index(key)
+        return (self.counts[j], self.spreads[j]) if j >= 0 else (0, 0.0)
+
+    def spread_totals(self, first: int, stop: int) -> tuple[int, int, float]:
+        """Count, sum and m2 over buckets with ``first <= key < stop``."""
+        keys, counts, sums, spreads = self.keys, self.counts, self.sums, self.spreads
+        lo = bisect_left(keys, first)
+        hi = bisect_left(keys, stop, lo)
+        count, total, m2 = 0, 0, 0.0
+        for j in range(lo, hi):
+            n, s = counts[j], sums[j]
+            if count:
+                gap = s * count - total * n
+                m2 += spreads[j] + gap * gap / (count * n * (count + n))
+            else:
+                m2 = spreads[j]
+            count += n
+            total += s
+        return count, total, m2
+
+    def _drop(self, count: int) -> None:
+        super()._drop(count)
+        del self.spreads[:count]
+
+    def snapshot(self) -> BucketsState:
+        """The buckets as bytes, for a compact pickle."""
+        keys, counts, sums, _ = super().snapshot()
+        return keys, counts, sums, self.spreads.tobytes()
+
+    def _load(self, state: BucketsState) -> None:
+        super()._load(state)
+        if state[3] is not None:
+            self.spreads.frombytes(state[3])

@@ -11,6 +11,7 @@ __all__ = [
     "AMOUNT_SCALE",
     "DAY_MS",
     "DEFAULT_LATENESS_MS",
+    "FOREVER",
     "HOUR_MS",
     "LONGEST_USER_MS",
     "MERCHANT_KEEP_MS",
@@ -54,3 +55,5 @@ MERCHANT_KEEP_MS = DAY_MS
 
 #: "No event yet": far enough in the past that no arithmetic on it overflows int64.
 NEVER = -(2**62)
+#: "Nothing scheduled": a deadline no event time reaches.
+FOREVER = 2**62

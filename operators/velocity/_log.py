@@ -92,6 +92,13 @@ class EventLog:
             self._ids,
         )
 
+    @classmethod
+    def restore(cls, state: LogState) -> EventLog:
+        """Rebuild a log from :meth:`_log_state`."""
+        log = cls.__new__(cls)
+        log._restore_log(state)
+        return log
+
     def _restore_log(self, state: LogState) -> None:
         lateness, max_t, base, times, cum, ids = state
         self._lateness = lateness
@@ -107,4 +114,3 @@ class EventLog:
     def approx_bytes(self) -> int:
         """Bytes this state holds in memory (ids count as shared pointers)."""
         return deep_size(self)
-

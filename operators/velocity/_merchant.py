@@ -19,8 +19,10 @@ from operators.velocity._constants import (
     AMOUNT_SCALE,
     DAY_MS,
     DEFAULT_LATENESS_MS,
+    FOREVER,
     HOUR_MS,
     MERCHANT_KEEP_MS,
+    NEVER,
 )
 from operators.velocity._event import MERCHANT_FEATURES, VelocityEvent, WindowResult
 from operators.velocity._log import EventLog, LogState
@@ -32,11 +34,14 @@ __all__ = ["MerchantVelocity"]
 class MerchantVelocity:
     """All velocity state of ONE merchant; ``update`` returns the features of each event."""
 
-    __slots__ = ("_head", "_log")
+    __slots__ = ("_head", "_log", "_prune_at", "_slide_at")
 
     def __init__(self, lateness_ms: int = DEFAULT_LATENESS_MS) -> None:
         self._log = EventLog(lateness_ms)
         self._head: dict[str, int] = {}  # user -> events in (newest - 1h, newest]
+        # Newest times at which an event leaves the head / the raw log (NEVER: recompute).
+        self._slide_at = NEVER
+        self._prune_at = NEVER
 
     def update(self, event: VelocityEvent) -> WindowResult:
         """Count ``event`` in and return its features (``MERCHANT_FEATURES`` order)."""
@@ -61,24 +66,26 @@ class MerchantVelocity:
         late = t < newest - log._lateness
         head = self._head
         if t > newest:
-            self._slide_head(newest, t)
+            if t >= self._slide_at:
+                self._slide_head(newest, t)
             log._max_t = newest = t
-            stale = log._stale_count(MERCHANT_KEEP_MS)
-            if stale:
-                log._drop_front(stale)
+            if t >= self._prune_at:
+                self._prune()
         if t > newest - HOUR_MS:
             head[user] = head.get(user, 0) + 1
+            if t + HOUR_MS < self._slide_at:
+                self._slide_at = t + HOUR_MS
         i = log._insert(t, units, user)
+        if i == 0:  # a new oldest event: the prune deadline may move earlier
+            self._prune_at = NEVER
 
-        times, cum, base, users = log._times, log._cum, log._base, log._ids
+        times, cum, base = log._times, log._cum, log._base
         hi = i + 1
         lo_day = bisect_right(times, t - DAY_MS, 0, i)
         lo_hour = bisect_right(times, t - HOUR_MS, lo_day, i)
         sum_day = cum[i] - (cum[lo_day - 1] if lo_day else base)
-        if hi == len(times):  # nothing later than e: its hour is the head window
-            distinct = len(head)
-        else:
-            distinct = self._distinct_hour(t, lo_hour, hi)
+        # Nothing later than e: its hour is exactly the head window.
+        distinct = len(head) if hi == len(times) else self._distinct_hour(t, lo_hour, hi)
         return (
             hi - lo_hour,
             hi - lo_day,
@@ -89,8 +96,6 @@ class MerchantVelocity:
     def _slide_head(self, old_newest: int, new_newest: int) -> None:
         """Drop from the head the events that leave it when the newest time advances."""
         times, users, head = self._log._times, self._log._ids, self._head
-        if not times:
-            return
         first = bisect_right(times, old_newest - HOUR_MS)
         stop = bisect_right(times, new_newest - HOUR_MS, first)
         for j in range(first, stop):
@@ -100,6 +105,17 @@ class MerchantVelocity:
                 head[user] = left
             else:
                 del head[user]
+        self._slide_at = times[stop] + HOUR_MS if stop < len(times) else FOREVER
+
+    def _prune(self) -> None:
+        """Drop raw events older than 24 h + lateness (in batches); set the next deadline."""
+        log = self._log
+        stale = log._stale_count(MERCHANT_KEEP_MS)
+        if stale:
+            log._drop_front(stale)
+        keep = MERCHANT_KEEP_MS + log._lateness
+        pending = bisect_right(log._times, log._max_t - keep)
+        self._prune_at = log._times[pending] + keep if pending < len(log._times) else FOREVER
 
     def _distinct_hour(self, t: int, lo_hour: int, hi: int) -> int:
         """Distinct users in ``(t - 1h, t]``: the head corrected, or a scan if cheaper."""
@@ -126,9 +142,9 @@ class MerchantVelocity:
         return self._log._log_state()
 
     def __setstate__(self, state: LogState) -> None:
-        self._log = EventLog.__new__(EventLog)
-        self._log._restore_log(state)
-        log = self._log
+        self._log = log = EventLog.restore(state)
+        self._slide_at = NEVER
+        self._prune_at = NEVER
         self._head = {}
         for user in log._ids[bisect_right(log._times, log._max_t - HOUR_MS) :]:
             self._head[user] = self._head.get(user, 0) + 1

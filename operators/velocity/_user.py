@@ -23,8 +23,7 @@ state, in arrival order; ``e`` itself counts in every window):
 
 State: raw events for 24 h + lateness (time, prefix sums, merchant, and country and
 coordinates only once the user has had one), 6 h and daily buckets for 30 days +
-lateness, and for events that left the raw log the last time per merchant, the last time,
-and the last location (for 30 days + lateness).
+lateness, and an archive of what older events still mean for the 30-day features.
 """
 
 from __future__ import annotations
@@ -34,11 +33,13 @@ import sys
 from array import array
 from bisect import bisect_left, bisect_right
 
-from operators.velocity._buckets import Buckets, BucketsState, merge_spread
+from operators.velocity._archive import Archive, ArchiveState
+from operators.velocity._buckets import Buckets, BucketsState, SpreadBuckets
 from operators.velocity._constants import (
     AMOUNT_SCALE,
     DAY_MS,
     DEFAULT_LATENESS_MS,
+    FOREVER,
     HOUR_MS,
     LONGEST_USER_MS,
     MINUTE_MS,
@@ -60,15 +61,7 @@ __all__ = ["UserVelocity"]
 _NAN = math.nan
 _TEN_MINUTES_MS = 10 * MINUTE_MS
 _UserState = tuple[
-    LogState,
-    list[str | None] | None,
-    bytes | None,
-    BucketsState,
-    BucketsState,
-    list[str],
-    bytes,
-    int,
-    tuple[int, float, float] | None,
+    LogState, list[str | None] | None, bytes | None, BucketsState, BucketsState, ArchiveState
 ]
 
 
@@ -76,15 +69,13 @@ class UserVelocity:
     """All velocity state of ONE user; ``update`` returns the features of each event."""
 
     __slots__ = (
+        "_archive",
         "_coords",
         "_countries",
-        "_last_loc",
-        "_last_t",
         "_log",
         "_month",
         "_month_cache",
-        "_seen_merchants",
-        "_seen_times",
+        "_prune_at",
         "_week",
         "_week_cache",
     )
@@ -93,29 +84,25 @@ class UserVelocity:
         self._log = EventLog(lateness_ms)
         self._countries: list[str | None] | None = None  # only once a country was seen
         self._coords: array[float] | None = None  # lat, lon pairs; only once located
-        self._week = Buckets(with_spread=False)
-        self._month = Buckets(with_spread=True)
-        # Merchants, times and location of events that left the raw log (30 days).
-        self._seen_merchants: list[str] = []
-        self._seen_times = array("q")  # ascending, parallel to _seen_merchants
-        self._last_t = NEVER
-        self._last_loc: tuple[int, float, float] | None = None
-        # Closed-bucket aggregates for the current bucket key (never for late events).
+        self._week = Buckets()
+        self._month = SpreadBuckets()
+        self._archive = Archive()
+        # Closed-bucket aggregates for one bucket key (never used or set by late events).
         self._week_cache: tuple[int, int, int] | None = None
         self._month_cache: tuple[int, int, int, float] | None = None
+        # The newest time at which pruning would next drop something (NEVER: recompute).
+        self._prune_at = NEVER
 
     def update(self, event: VelocityEvent) -> WindowResult:
         """Count ``event`` in and return its features (``USER_FEATURES`` order)."""
-        lat = _NAN if event.lat is None else event.lat
-        lon = _NAN if event.lon is None else event.lon
         values, late = self.observe(
             event.event_ms,
             round(event.amount * AMOUNT_SCALE),
             event.amount,
             event.merchant_id,
             event.country,
-            lat,
-            lon,
+            _NAN if event.lat is None else event.lat,
+            _NAN if event.lon is None else event.lon,
         )
         return WindowResult(dict(zip(USER_FEATURES, map(float, values), strict=True)), late)
 
@@ -146,8 +133,11 @@ class UserVelocity:
         late = t < log._max_t - log._lateness
         if t > log._max_t:
             log._max_t = t
-            self._prune()
+            if t >= self._prune_at:
+                self._prune()
         i = log._insert(t, units, merchant)
+        if i == 0:  # a new oldest event (or bucket): the prune deadline may move earlier
+            self._prune_at = NEVER
         located = lat == lat and lon == lon  # NaN is the only value unequal to itself
         if country is not None or self._countries is not None:
             self._insert_country(i, country)
@@ -157,7 +147,7 @@ class UserVelocity:
         times, cum, base, merchants = log._times, log._cum, log._base, log._ids
         hi = i + 1
         top = cum[i]
-        before = cum[i - 1] if i else base  # prefix sum of everything before e
+        before = top - units  # prefix sum of everything before e
         lo_day = bisect_right(times, t - DAY_MS, 0, i)
         lo_hour = bisect_right(times, t - HOUR_MS, lo_day, i)
         lo_10m = bisect_right(times, t - _TEN_MINUTES_MS, lo_hour, i)
@@ -170,29 +160,39 @@ class UserVelocity:
         # Bucketed windows: closed buckets from the stores, e's own bucket from raw events.
         week_key = t // WEEK_BUCKET_MS
         lo_week = bisect_left(times, week_key * WEEK_BUCKET_MS, lo_day, i)
-        week_n, week_s = self._week_closed(week_key, late)
-        count_week = week_n + hi - lo_week
-        sum_week = week_s + top - (cum[lo_week - 1] if lo_week else base)
+        week = self._week_cache
+        if week is None or week[0] != week_key or late:
+            week = self._week_closed(week_key, late)
+        count_week = week[1] + hi - lo_week
+        sum_week = week[2] + top - (cum[lo_week - 1] if lo_week else base)
 
         month_key = t // MONTH_BUCKET_MS
         lo_month = bisect_left(times, month_key * MONTH_BUCKET_MS, lo_day, i)
         open_n = i - lo_month  # prior events in e's own day
         open_s = before - (cum[lo_month - 1] if lo_month else base)
-        open_m2 = self._open_spread(month_key, lo_month, i, open_n, open_s)
-        closed_n, closed_s, closed_m2 = self._month_closed(month_key, late)
+        open_m2 = self._open_spread(month_key, lo_month, i, open_n, open_s) if open_n > 1 else 0.0
+        month = self._month_cache
+        if month is None or month[0] != month_key or late:
+            month = self._month_closed(month_key, late)
+        _, closed_n, closed_s, prior_m2 = month
         prior_n = closed_n + open_n
         prior_s = closed_s + open_s
-        prior_m2 = merge_spread(closed_n, closed_s, closed_m2, open_n, open_s, open_m2)
+        if closed_n and open_n:  # Chan's merge, exact integer numerator
+            gap = open_s * closed_n - closed_s * open_n
+            prior_m2 += open_m2 + gap * gap / (closed_n * open_n * prior_n)
+        else:
+            prior_m2 += open_m2
         ratio = units * prior_n / prior_s if prior_n and prior_s else _NAN
-        if prior_n >= 2 and prior_m2 > 0.0:
+        if prior_n > 1 and prior_m2 > 0.0:
             zscore = (units * prior_n - prior_s) / (prior_n * math.sqrt(prior_m2 / (prior_n - 1)))
         else:
             zscore = _NAN
 
         floor = t - LONGEST_USER_MS
         prev = times[i - 1] if i else NEVER
-        if prev < self._last_t <= t:
-            prev = self._last_t
+        archived = self._archive.last_t
+        if prev < archived <= t:
+            prev = archived
         since_prev = (t - prev) / SECOND_MS if prev > floor else _NAN
 
         countries = self._countries
@@ -235,6 +235,7 @@ class UserVelocity:
             amount,
         )
 
+        # Count e into the buckets; a change before a cached key voids that cache.
         if self._week_cache is not None and week_key < self._week_cache[0]:
             self._week_cache = None
         if self._month_cache is not None and month_key < self._month_cache[0]:
@@ -255,29 +256,22 @@ class UserVelocity:
             coords = self._coords = array("d", [_NAN]) * (2 * (len(self._log._times) - 1))
         coords[2 * i : 2 * i] = array("d", (lat, lon))
 
-    def _week_closed(self, key: int, late: bool) -> tuple[int, int]:
-        cache = self._week_cache
-        if cache is not None and cache[0] == key and not late:
-            return cache[1], cache[2]
+    def _week_closed(self, key: int, late: bool) -> tuple[int, int, int]:
         count, total = self._week.totals(key - WEEK_BUCKETS + 1, key)
+        closed = (key, count, total)
         if not late:
-            self._week_cache = (key, count, total)
-        return count, total
+            self._week_cache = closed
+        return closed
 
-    def _month_closed(self, key: int, late: bool) -> tuple[int, int, float]:
-        cache = self._month_cache
-        if cache is not None and cache[0] == key and not late:
-            return cache[1], cache[2], cache[3]
-        count, total, m2 = self._month.spread_totals(key - MONTH_BUCKETS + 1, key)
+    def _month_closed(self, key: int, late: bool) -> tuple[int, int, int, float]:
+        closed = (key, *self._month.spread_totals(key - MONTH_BUCKETS + 1, key))
         if not late:
-            self._month_cache = (key, count, total, m2)
-        return count, total, m2
+            self._month_cache = closed
+        return closed
 
     def _open_spread(self, key: int, lo: int, i: int, count: int, total: int) -> float:
         """m2 of the prior events of e's own day (raw indices ``lo..i-1``)."""
-        if count < 2:
-            return 0.0
-        stored_n, _, stored_m2 = self._month.get(key)
+        stored_n, stored_m2 = self._month.get(key)
         if stored_n == count:  # nothing with a later time in e's day: the bucket is exact
             return stored_m2
         cum, base = self._log._cum, self._log._base
@@ -292,13 +286,11 @@ class UserVelocity:
     def _seen_merchant_before(self, merchant: str, i: int, floor: int) -> bool:
         times, merchants = self._log._times, self._log._ids
         if times[0] > floor and i == len(times) - 1:
-            seen = merchants.count(merchant) > 1  # e itself is the last one
-        else:
-            seen = merchant in merchants[bisect_right(times, floor, 0, i) : i]
-        if seen or merchant not in self._seen_merchants:
-            return seen
-        last = self._seen_times[self._seen_merchants.index(merchant)]
-        return floor < last <= times[i]
+            if merchants.count(merchant) > 1:  # e itself is the last one
+                return True
+        elif merchant in merchants[bisect_right(times, floor, 0, i) : i]:
+            return True
+        return floor < self._archive.last_at(merchant) <= times[i]
 
     def _travel_kmh(self, t: int, i: int, lat: float, lon: float, floor: int) -> float:
         times, coords = self._log._times, self._coords
@@ -312,59 +304,56 @@ class UserVelocity:
                 break
             j -= 1
         else:
-            if self._last_loc is None or not floor < self._last_loc[0] <= t:
+            last = self._archive.last_loc
+            if last is None or not floor < last[0] <= t:
                 return _NAN
-            prev_t, prev_lat, prev_lon = self._last_loc
+            prev_t, prev_lat, prev_lon = last
         hours = (t - prev_t if t > prev_t else SECOND_MS) / HOUR_MS
         return haversine_km(prev_lat, prev_lon, lat, lon) / hours
 
     def _prune(self) -> None:
+        """Drop what no event within the lateness can need; set the next deadline."""
         log = self._log
-        newest_kept = log._max_t - log._lateness
+        lateness = log._lateness
+        newest_kept = log._max_t - lateness
         stale = log._stale_count(RAW_KEEP_MS)
         if stale:
-            self._archive(stale)
-            log._drop_front(stale)
-            if self._countries is not None:
-                del self._countries[:stale]
-                if self._countries.count(None) == len(self._countries):
-                    self._countries = None
-            if self._coords is not None:
-                del self._coords[: 2 * stale]
-                if not any(value == value for value in self._coords):
-                    self._coords = None
+            self._archive_raw(stale)
         self._week.drop_before(newest_kept // WEEK_BUCKET_MS - WEEK_BUCKETS + 1)
         self._month.drop_before(newest_kept // MONTH_BUCKET_MS - MONTH_BUCKETS + 1)
-        horizon = newest_kept - LONGEST_USER_MS
-        seen_times = self._seen_times
-        if seen_times and seen_times[0] <= horizon:
-            gone = bisect_right(seen_times, horizon)
-            del seen_times[:gone]
-            del self._seen_merchants[:gone]
-        if self._last_t <= horizon:
-            self._last_t = NEVER
-        if self._last_loc is not None and self._last_loc[0] <= horizon:
-            self._last_loc = None
+        self._archive.forget(newest_kept - LONGEST_USER_MS)
 
-    def _archive(self, stale: int) -> None:
-        """Remember what the first ``stale`` raw events still mean for 30-day features."""
-        times, merchants, coords = self._log._times, self._log._ids, self._coords
-        names, stamps = self._seen_merchants, self._seen_times
+        deadline = FOREVER
+        times = log._times
+        if times:
+            pending = bisect_right(times, log._max_t - RAW_KEEP_MS - lateness)
+            if pending < len(times):  # the next raw event to turn stale
+                deadline = times[pending] + RAW_KEEP_MS + lateness
+        week_key, month_key = self._week.first_key(), self._month.first_key()
+        if week_key is not None:
+            deadline = min(deadline, (week_key + WEEK_BUCKETS) * WEEK_BUCKET_MS + lateness)
+        if month_key is not None:
+            deadline = min(deadline, (month_key + MONTH_BUCKETS) * MONTH_BUCKET_MS + lateness)
+        oldest = self._archive.oldest()
+        if oldest is not None:
+            deadline = min(deadline, oldest + LONGEST_USER_MS + lateness)
+        self._prune_at = deadline
+
+    def _archive_raw(self, stale: int) -> None:
+        """Move the first ``stale`` raw events to the archive."""
+        log, coords, archive = self._log, self._coords, self._archive
         for j in range(stale):
-            t, merchant = times[j], merchants[j]
-            self._last_t = max(self._last_t, t)
-            if coords is not None and coords[2 * j] == coords[2 * j]:
-                if self._last_loc is None or t >= self._last_loc[0]:
-                    self._last_loc = (t, coords[2 * j], coords[2 * j + 1])
-            if merchant in names:
-                k = names.index(merchant)
-                if stamps[k] >= t:
-                    continue
-                del names[k]
-                del stamps[k]
-            k = bisect_right(stamps, t)
-            names.insert(k, merchant)
-            stamps.insert(k, t)
+            lat, lon = (coords[2 * j], coords[2 * j + 1]) if coords is not None else (_NAN, _NAN)
+            archive.record(log._times[j], log._ids[j], lat, lon)
+        log._drop_front(stale)
+        if self._countries is not None:
+            del self._countries[:stale]
+            if self._countries.count(None) == len(self._countries):
+                self._countries = None
+        if coords is not None:
+            del coords[: 2 * stale]
+            if not any(value == value for value in coords):
+                self._coords = None
 
     def __getstate__(self) -> _UserState:
         return (
@@ -373,16 +362,12 @@ class UserVelocity:
             None if self._coords is None else self._coords.tobytes(),
             self._week.snapshot(),
             self._month.snapshot(),
-            self._seen_merchants,
-            self._seen_times.tobytes(),
-            self._last_t,
-            self._last_loc,
+            self._archive.snapshot(),
         )
 
     def __setstate__(self, state: _UserState) -> None:
-        log_state, countries, coords, week, month, names, stamps, last_t, last_loc = state
-        self._log = EventLog.__new__(EventLog)
-        self._log._restore_log(log_state)
+        log, countries, coords, week, month, archive = state
+        self._log = EventLog.restore(log)
         self._countries = None
         if countries is not None:
             self._countries = [None if c is None else sys.intern(c) for c in countries]
@@ -391,11 +376,8 @@ class UserVelocity:
             self._coords = array("d")
             self._coords.frombytes(coords)
         self._week = Buckets.restore(week)
-        self._month = Buckets.restore(month)
-        self._seen_merchants = [sys.intern(name) for name in names]
-        self._seen_times = array("q")
-        self._seen_times.frombytes(stamps)
-        self._last_t = last_t
-        self._last_loc = last_loc
+        self._month = SpreadBuckets.restore(month)
+        self._archive = Archive.restore(archive)
         self._week_cache = None
         self._month_cache = None
+        self._prune_at = NEVER

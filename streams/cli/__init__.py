@@ -12,6 +12,7 @@ from streams.cli._decisions import decisions_app
 from streams.cli._demo import demo
 from streams.cli._infra import infra_app
 from streams.cli._produce import produce
+from streams.cli._score import score
 from streams.cli._simulate import simulate
 from streams.cli._topics import topics_app
 
@@ -29,4 +30,5 @@ app.add_typer(topics_app, name="topics")
 app.add_typer(decisions_app, name="decisions")
 app.command()(simulate)
 app.command()(produce)
+app.command()(score)
 app.command()(demo)

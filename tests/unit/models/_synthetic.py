@@ -1,4 +1,7 @@
-"""A small labelled dataset in the agreed feature layout, with signal, interactions and NaNs.
+"""A small labelled dataset in the real feature layout, with signal, interactions and NaNs.
+
+Columns follow ``operators.features.FEATURE_NAMES``, so models trained here load where the
+dataflow would use them.
 
 Fraud depends on a handful of features, partly through interactions only trees capture
 (a burst at new merchants, far travel), so both ensemble members earn weight.
@@ -11,26 +14,8 @@ from typing import NamedTuple
 import numpy as np
 from numpy.typing import NDArray
 
-WINDOWS = ("1m", "10m", "1h", "24h", "7d", "30d")
-FEATURE_NAMES: tuple[str, ...] = (
-    *(f"user_{stat}_{w}" for w in WINDOWS for stat in ("count", "amount_sum", "amount_mean")),
-    "user_seconds_since_prev",
-    "user_amount_ratio_30d",
-    "user_amount_zscore_30d",
-    "user_distinct_merchants_1h",
-    "user_distinct_merchants_24h",
-    "user_distinct_countries_24h",
-    "user_first_time_merchant",
-    "user_travel_kmh",
-    "is_night",
-    "is_weekend",
-    "amount",
-    "merchant_count_1h",
-    "merchant_count_24h",
-    "merchant_distinct_users_1h",
-    "merchant_amount_mean_24h",
-    "merchant_risk",
-)
+from operators.features import FEATURE_NAMES
+
 START = np.datetime64("2025-03-01T00:00:00", "ms")
 
 

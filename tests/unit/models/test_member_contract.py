@@ -143,6 +143,6 @@ def test_logistic_explainer_matches_native_contributions(
 
     contributions, _standardized = session.run(None, {MEMBER_INPUT: batch})
 
-    expected = member.standardized_contributions(batch)
+    expected = member.native_contributions(batch)
     np.testing.assert_allclose(contributions, expected, atol=1e-4, rtol=1e-4)
     assert np.all(contributions[np.isnan(batch)] == 0.0)

@@ -156,6 +156,7 @@ def small(rows: int = 3000) -> Dataset:
         ({"members": ["forest"]}, "unknown members"),
         ({"members": ["logreg", LogisticMember()]}, "distinct"),
         ({"validation_share": 1.0}, "validation_share"),
+        ({"version": "../escape"}, "plain name"),
         ({"labels": np.zeros(3000, dtype=np.int8)}, "both fraud and legit"),
     ],
 )

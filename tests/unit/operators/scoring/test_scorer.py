@@ -13,8 +13,9 @@ import pytest
 from models.exceptions import ManifestError, ModelFormatError, ModelIntegrityError
 from models.manifest import MANIFEST_FILENAME, read_manifest, sha256_bytes
 from operators.exceptions import ScoringError
+from operators.features import FEATURE_NAMES
 from operators.scoring import EnsembleScorer, OnnxMember, ScoreBatch
-from tests.unit.models._synthetic import FEATURE_NAMES, Dataset, column
+from tests.unit.models._synthetic import Dataset, column
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,251 @@
+"""The decision engine: one batch of featured transactions in, one decision per row out.
+
+This is the whole per-batch brain of the scorer as plain Python, so that the live
+dataflow, backtests and tests run the same code: assemble the feature matrix, evaluate
+the rules (vectorised), score with the current ONNX ensemble (one run per member), apply
+the decision policy, and build the wire form of each decision.
+
+Degraded, not down: when the model is missing, fails, or overruns its time budget the
+batch is decided by the rules alone; when enrichment is missing the batch goes on without
+it. Either way each decision says ``degraded`` and why.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+import numpy as np
+from numpy.typing import NDArray
+
+from operators.enrichment import Enrichment
+from operators.exceptions import OperatorError, ScoringError
+from operators.features import FEATURE_NAMES
+from operators.policy import Thresholds, decide_batch
+from operators.rules import RuleHits, RuleSet
+from operators.scoring import EnsembleScorer, ScoreBatch
+from schemas import Transaction
+from schemas._types import format_timestamp
+
+__all__ = ["BatchOutcome", "DecisionEngine", "FeaturedTx", "ModelSource", "RuleSource"]
+
+_STRING_FIELDS = (
+    "user_id", "card_id", "merchant_id", "mcc", "currency", "country", "channel", "device_id",
+)  # fmt: skip
+_RISK_COLUMN = FEATURE_NAMES.index("merchant_risk")
+DEFAULT_THRESHOLDS = Thresholds(block=0.9, review=0.5)
+
+
+class ModelSource(Protocol):
+    """Where the engine gets the model for a batch: swapped between batches, never during."""
+
+    def current(self) -> EnsembleScorer | None:
+        """The model to score this batch with, or None when there is none (rules only)."""
+
+
+class RuleSource(Protocol):
+    """Where the engine gets the rules for a batch (a file that reloads when edited)."""
+
+    def get(self) -> RuleSet:
+        """The rules to apply to this batch."""
+
+
+@dataclass(slots=True)
+class FeaturedTx:
+    """A valid transaction with its velocity features, on its way to a decision.
+
+    ``features`` holds the user and merchant window features (``merchant_risk`` is added
+    by enrichment); ``produced_ms`` is the Kafka timestamp of the transaction record, the
+    start of the decision latency.
+    """
+
+    tx: Transaction
+    features: dict[str, float]
+    produced_ms: int
+    late: bool = False
+    duplicate: bool = False
+
+
+@dataclass
+class BatchOutcome:
+    """Decisions of a batch (wire-ready dicts, row-aligned) and what metrics need."""
+
+    decisions: list[dict[str, Any]]
+    codes: NDArray[np.int8]
+    rule_counts: dict[str, int]
+    stage_seconds: dict[str, float]
+    degraded_causes: list[str | None]
+    member_scores: dict[str, NDArray[np.float32]] = field(default_factory=dict)
+    scores: NDArray[np.float64] | None = None
+
+
+def _feature_matrix(items: Sequence[FeaturedTx], risk: NDArray[np.float64]) -> NDArray[np.float64]:
+    matrix = np.empty((len(items), len(FEATURE_NAMES)), dtype=np.float64)
+    for row, item in enumerate(items):
+        values = item.features
+        matrix[row] = [values.get(name, math.nan) for name in FEATURE_NAMES]
+    matrix[:, _RISK_COLUMN] = risk
+    return matrix
+
+
+def _rule_batch(items: Sequence[FeaturedTx], matrix: NDArray[np.float64]) -> dict[str, Any]:
+    batch: dict[str, Any] = {name: matrix[:, i] for i, name in enumerate(FEATURE_NAMES)}
+    txs = [item.tx for item in items]
+    batch["lat"] = np.array([math.nan if t.lat is None else t.lat for t in txs], dtype=np.float64)
+    batch["lon"] = np.array([math.nan if t.lon is None else t.lon for t in txs], dtype=np.float64)
+    for name in _STRING_FIELDS:
+        batch[name] = np.array([getattr(t, name) for t in txs], dtype=object)
+    return batch
+
+
+class DecisionEngine:
+    """Decides batches; see the module doc. Not thread-safe: one engine per worker."""
+
+    def __init__(
+        self,
+        rules: RuleSource,
+        models: ModelSource,
+        *,
+        model_budget_s: float = 0.025,
+        top_k: int = 3,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._rules = rules
+        self._models = models
+        self._budget_s = model_budget_s
+        self._top_k = top_k
+        self._clock = clock
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="onnx")
+
+    def _score(
+        self, model: EnsembleScorer | None, matrix: NDArray[np.float64]
+    ) -> tuple[ScoreBatch | None, str | None]:
+        if model is None:
+            return None, "no_model"
+        future = self._executor.submit(model.score, matrix)
+        try:
+            return future.result(timeout=self._budget_s), None
+        except FutureTimeout:
+            return None, "model_timeout"
+        except ScoringError:
+            return None, "model_error"
+
+    def decide(self, items: Sequence[FeaturedTx], enrichment: Enrichment) -> BatchOutcome:
+        """Decide every item; never raises for one bad row (the whole batch degrades)."""
+        stages: dict[str, float] = {}
+        started = time.perf_counter()
+        matrix = _feature_matrix(items, enrichment.merchant_risk)
+        try:
+            hits = self._rules.get().evaluate(_rule_batch(items, matrix), len(items))
+        except OperatorError:
+            hits = RuleHits.empty(len(items))
+        stages["rules"] = time.perf_counter() - started
+
+        started = time.perf_counter()
+        model = self._models.current()
+        scored, model_cause = self._score(model, matrix)
+        stages["model"] = time.perf_counter() - started
+
+        started = time.perf_counter()
+        scores = scored.scores if scored is not None else np.full(len(items), np.nan)
+        thresholds = DEFAULT_THRESHOLDS
+        if model is not None:
+            thresholds = Thresholds(block=model.thresholds.block, review=model.thresholds.review)
+        verdicts = decide_batch(scores, hits, enrichment.allow, enrichment.deny, thresholds)
+        explained = self._explain(model, scored, matrix, verdicts.codes)
+        if explained is not None:
+            verdicts = decide_batch(
+                scores, hits, enrichment.allow, enrichment.deny, thresholds, explained
+            )
+        stages["policy"] = time.perf_counter() - started
+
+        started = time.perf_counter()
+        causes = [c for c in (model_cause, enrichment.degraded_cause) if c is not None]
+        cause = "+".join(causes) if causes else None
+        decided_ms = self._clock() * 1000.0
+        per_row = hits.per_row()
+        members = scored.member_scores if scored is not None else {}
+        member_lists = {name: values.tolist() for name, values in members.items()}
+        score_list = scores.tolist()
+        decisions = []
+        for row, item in enumerate(items):
+            kind, reasons = verdicts[row]
+            score = score_list[row]
+            decisions.append(
+                {
+                    "schema_version": 1,
+                    "tx_id": item.tx.tx_id,
+                    "user_id": item.tx.user_id,
+                    "decision": kind,
+                    "score": None if math.isnan(score) else score,
+                    "member_scores": {name: v[row] for name, v in member_lists.items()},
+                    "shadow_scores": {},
+                    "model_version": None if scored is None else scored.model_version,
+                    "rules_fired": [
+                        {
+                            "schema_version": 1,
+                            "id": h.id,
+                            "reason": h.reason,
+                            "action": h.action,
+                            "shadow": h.shadow,
+                        }
+                        for h in per_row[row]
+                    ],
+                    "reasons": reasons,
+                    "features": {
+                        name: None if math.isnan(v) else v
+                        for name, v in zip(FEATURE_NAMES, matrix[row].tolist(), strict=True)
+                    },
+                    "degraded": cause is not None,
+                    "degraded_cause": cause,
+                    "event_time": format_timestamp(item.tx.event_time),
+                    "decided_at": _format_ms(decided_ms),
+                    "latency_ms": max(0.0, decided_ms - item.produced_ms),
+                }
+            )
+        stages["build"] = time.perf_counter() - started
+        return BatchOutcome(
+            decisions=decisions,
+            codes=verdicts.codes,
+            rule_counts=hits.counts(),
+            stage_seconds=stages,
+            degraded_causes=[cause] * len(items),
+            member_scores=dict(members),
+            scores=scores,
+        )
+
+    def _explain(
+        self,
+        model: EnsembleScorer | None,
+        scored: ScoreBatch | None,
+        matrix: NDArray[np.float64],
+        codes: NDArray[np.int8],
+    ) -> list[list[str]] | None:
+        """Reason codes from the model, only for rows that are reviewed or blocked."""
+        if model is None or scored is None:
+            return None
+        flagged = np.flatnonzero(codes > 0)
+        if flagged.size == 0:
+            return None
+        explained: list[list[str]] = [[] for _ in range(matrix.shape[0])]
+        try:
+            tops = model.top_features(matrix[flagged], k=self._top_k)
+        except ScoringError:
+            return None
+        for row, top in zip(flagged.tolist(), tops, strict=True):
+            explained[row] = top
+        return explained
+
+    def close(self) -> None:
+        """Stop the scoring thread."""
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+
+def _format_ms(epoch_ms: float) -> str:
+    return format_timestamp(datetime.fromtimestamp(epoch_ms / 1000.0, tz=UTC))

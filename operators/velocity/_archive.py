@@ -1,0 +1,88 @@
+"""What a user's events still mean for 30-day features once they leave the raw log.
+
+The raw log keeps 24 h (+ lateness). "Previous transaction", "first time at this
+merchant" and "previous located transaction" look back 30 days, but need only the last
+time per merchant, the last time, and the last location: this keeps just those.
+"""
+
+from __future__ import annotations
+
+import sys
+from array import array
+from bisect import bisect_right
+
+from operators.velocity._constants import NEVER
+
+__all__ = ["Archive", "ArchiveState"]
+
+#: Snapshot: merchants, their last times (bytes), last time, last location.
+ArchiveState = tuple[list[str], bytes, int, tuple[int, float, float] | None]
+
+
+class Archive:
+    """Last time per merchant (ascending by time), last time, last location."""
+
+    __slots__ = ("last_loc", "last_t", "merchants", "times")
+
+    def __init__(self) -> None:
+        self.merchants: list[str] = []
+        self.times = array("q")  # parallel to merchants, ascending
+        self.last_t = NEVER
+        self.last_loc: tuple[int, float, float] | None = None
+
+    def record(self, t: int, merchant: str, lat: float, lon: float) -> None:
+        """Take in one event leaving the raw log (``lat`` NaN when not located)."""
+        if t > self.last_t:
+            self.last_t = t
+        if lat == lat and (self.last_loc is None or t >= self.last_loc[0]):
+            self.last_loc = (t, lat, lon)
+        merchants, times = self.merchants, self.times
+        if merchant in merchants:
+            k = merchants.index(merchant)
+            if times[k] >= t:
+                return
+            del merchants[k]
+            del times[k]
+        k = bisect_right(times, t)
+        merchants.insert(k, merchant)
+        times.insert(k, t)
+
+    def last_at(self, merchant: str) -> int:
+        """Last archived time at ``merchant`` (``NEVER`` if none)."""
+        if merchant in self.merchants:
+            return self.times[self.merchants.index(merchant)]
+        return NEVER
+
+    def forget(self, horizon: int) -> None:
+        """Drop everything at or before ``horizon``."""
+        times = self.times
+        if times and times[0] <= horizon:
+            gone = bisect_right(times, horizon)
+            del times[:gone]
+            del self.merchants[:gone]
+        if self.last_t <= horizon:
+            self.last_t = NEVER
+        if self.last_loc is not None and self.last_loc[0] <= horizon:
+            self.last_loc = None
+
+    def oldest(self) -> int | None:
+        """The oldest time held (what :meth:`forget` drops first), None if empty."""
+        oldest = self.times[0] if self.times else None
+        if self.last_loc is not None and (oldest is None or self.last_loc[0] < oldest):
+            oldest = self.last_loc[0]
+        return oldest
+
+    def snapshot(self) -> ArchiveState:
+        """Compact, picklable form."""
+        return self.merchants, self.times.tobytes(), self.last_t, self.last_loc
+
+    @classmethod
+    def restore(cls, state: ArchiveState) -> Archive:
+        """Rebuild from :meth:`snapshot` (ids interned again, shared like live ones)."""
+        merchants, times, last_t, last_loc = state
+        archive = cls()
+        archive.merchants = [sys.intern(merchant) for merchant in merchants]
+        archive.times.frombytes(times)
+        archive.last_t = last_t
+        archive.last_loc = last_loc
+        return archive

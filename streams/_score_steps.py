@@ -1,0 +1,224 @@
+"""The functions behind the "score" dataflow's steps, with their per-worker resources.
+
+Every step turns a failure about one record into data (an :class:`Undecodable` bound for
+the DLQ) instead of an exception: one bad record never stops the pipeline.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+import structlog
+from bytewax.connectors.kafka import KafkaError, KafkaSinkMessage, KafkaSourceMessage
+
+from operators.engine import DecisionEngine, FeaturedTx
+from operators.rules import DEFAULT_RULES_PATH, ReloadingRules
+from operators.stateful import DecidedTx
+from schemas import DlqRecord, RecordError, SchemaValidationError, decode_transaction
+from streams import metrics
+from streams.model_holder import ModelHolder
+from streams.redis_store import RedisStore
+from streams.settings import Settings
+
+__all__ = ["ScoreSteps", "Undecodable"]
+
+_log = structlog.get_logger("score")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MS = timedelta(milliseconds=1)
+_CREATE_TIME_TYPES = (1, 2)  # librdkafka: CreateTime, LogAppendTime
+
+
+@dataclass(slots=True)
+class Undecodable:
+    """A record that cannot be decided, with where it came from and why."""
+
+    error: Exception
+    stage: str
+    key: bytes | None
+    value: bytes
+    topic: str
+    partition: int
+    offset: int
+
+
+class _WorkerResources(threading.local):
+    """One engine, Redis client, model and rule set per worker thread."""
+
+    engine: DecisionEngine
+    store: RedisStore
+    rules: ReloadingRules
+    reload_failures_seen: int
+
+
+class ScoreSteps:
+    """Step functions bound to settings; resources are created lazily in each worker."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._local = _WorkerResources()
+
+    def _resources(self) -> _WorkerResources:
+        local = self._local
+        if not hasattr(local, "engine"):
+            settings = self._settings
+            local.rules = ReloadingRules(settings.rules_file or DEFAULT_RULES_PATH)
+            local.engine = DecisionEngine(
+                local.rules,
+                ModelHolder(settings.resolved_model_dir),
+                model_budget_s=settings.model_budget_ms / 1000,
+            )
+            local.store = RedisStore(
+                settings.redis_dsn,
+                timeout_s=settings.redis_timeout_ms / 1000,
+                decision_ttl_s=settings.decision_ttl_s,
+            )
+            local.reload_failures_seen = 0
+        return local
+
+    # -- decode ------------------------------------------------------------------------
+    def decode(self, message: Any) -> FeaturedTx | Undecodable:
+        """KafkaSourceMessage -> FeaturedTx, or Undecodable with the reason."""
+        if isinstance(message, KafkaError):
+            source: KafkaSourceMessage[bytes | None, bytes | None] = message.msg
+            return self._undecodable(
+                source, RecordError(f"Kafka error: {message.err}", reason="kafka_error")
+            )
+        value = message.value
+        if value is None:
+            return self._undecodable(
+                message, SchemaValidationError("message has no value", reason="empty")
+            )
+        try:
+            tx = decode_transaction(value)
+        except RecordError as exc:
+            return self._undecodable(message, exc)
+        except Exception as exc:
+            return self._undecodable(message, exc)
+        now_ms = time.time() * 1000
+        event_ms = (tx.event_time - _EPOCH) // _MS
+        if event_ms > now_ms + self._settings.future_tolerance_ms:
+            error = SchemaValidationError(
+                "event_time: more than "
+                f"{self._settings.future_tolerance_ms // 60_000} minutes in the future",
+                reason="future_event_time",
+            )
+            return self._undecodable(message, error)
+        kind, stamp = message.timestamp
+        produced_ms = stamp if kind in _CREATE_TIME_TYPES else int(now_ms)
+        return FeaturedTx(tx=tx, features={}, produced_ms=produced_ms)
+
+    @staticmethod
+    def _undecodable(message: Any, error: Exception, stage: str = "decode") -> Undecodable:
+        return Undecodable(
+            error=error,
+            stage=stage,
+            key=message.key,
+            value=message.value or b"",
+            topic=message.topic or "",
+            partition=message.partition if message.partition is not None else -1,
+            offset=message.offset if message.offset is not None else -1,
+        )
+
+    def dead_letter(self, item: Undecodable) -> DlqRecord:
+        """Undecodable -> DlqRecord (card numbers redacted), counted by reason."""
+        record = DlqRecord.from_error(
+            item.error,
+            key=item.key,
+            value=item.value,
+            stage=item.stage,
+            topic=item.topic,
+            partition=item.partition,
+            offset=item.offset,
+        )
+        metrics.DLQ_MESSAGES.labels(reason=record.error_reason).inc()
+        _log.warning(
+            "dead_letter",
+            step="dlq_record",
+            reason=record.error_reason,
+            stage=item.stage,
+            partition=item.partition,
+            offset=item.offset,
+            error=record.error_message,
+        )
+        return record
+
+    # -- score -------------------------------------------------------------------------
+    def score(self, batch: list[FeaturedTx]) -> list[DecidedTx | Undecodable]:
+        """A batch of featured transactions -> one DecidedTx each (DLQ if it cannot be)."""
+        if not batch:
+            return []
+        local = self._resources()
+        started = time.perf_counter()
+        enrichment = local.store.enrich([item.tx for item in batch])
+        metrics.STAGE_DURATION.labels(stage="enrich").observe(time.perf_counter() - started)
+        try:
+            outcome = local.engine.decide(batch, enrichment)
+        except Exception as exc:
+            _log.exception("score_failed", step="score", size=len(batch))
+            return [self._unscored(item, exc) for item in batch]
+        for stage, seconds in outcome.stage_seconds.items():
+            metrics.STAGE_DURATION.labels(stage=stage).observe(seconds)
+        for rule, hits in outcome.rule_counts.items():
+            if hits:
+                metrics.RULE_HITS.labels(rule=rule).inc(hits)
+        for member, values in outcome.member_scores.items():
+            histogram = metrics.MODEL_SCORE.labels(member=member)
+            for value in values.tolist():
+                histogram.observe(value)
+        failures = local.rules.failed_reloads
+        if failures > local.reload_failures_seen:
+            metrics.RULE_RELOAD_FAILURES.inc(failures - local.reload_failures_seen)
+            local.reload_failures_seen = failures
+        late = sum(1 for item in batch if item.late)
+        if late:
+            metrics.LATE_EVENTS.inc(late)
+        decided: list[DecidedTx | Undecodable] = []
+        for item, decision in zip(batch, outcome.decisions, strict=True):
+            decided.append(
+                DecidedTx(
+                    tx_id=item.tx.tx_id,
+                    user_id=item.tx.user_id,
+                    payload=orjson.dumps(decision),
+                    event_ms=(item.tx.event_time - _EPOCH) // _MS,
+                    produced_ms=item.produced_ms,
+                    decision=decision["decision"],
+                    degraded_cause=decision["degraded_cause"],
+                )
+            )
+        return decided
+
+    @staticmethod
+    def _unscored(item: FeaturedTx, error: Exception) -> Undecodable:
+        from schemas import encode
+
+        return Undecodable(
+            error=error,
+            stage="score",
+            key=item.tx.user_id.encode(),
+            value=encode(item.tx),
+            topic="",
+            partition=-1,
+            offset=-1,
+        )
+
+    # -- emit --------------------------------------------------------------------------
+    def emit(self, batch: list[DecidedTx]) -> list[KafkaSinkMessage[bytes | None, bytes | None]]:
+        """DecidedTx -> KafkaSinkMessage; first decisions are cached in Redis by tx_id."""
+        if not batch:
+            return []
+        local = self._resources()
+        local.store.cache_decisions((d.tx_id, d.payload) for d in batch if not d.replayed)
+        now_ms = time.time() * 1000
+        out: list[KafkaSinkMessage[bytes | None, bytes | None]] = []
+        for item in batch:
+            metrics.DECISIONS.labels(decision=item.decision).inc()
+            metrics.DECISION_LATENCY.observe(max(0.0, now_ms - item.produced_ms) / 1000)
+            if item.degraded_cause:
+                metrics.DEGRADED.labels(cause=item.degraded_cause).inc()
+            out.append(KafkaSinkMessage(item.user_id.encode(), item.payload))
+        return out

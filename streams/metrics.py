@@ -1,0 +1,96 @@
+"""Prometheus metrics of the scoring and feedback services (names from ARCHITECTURE.md).
+
+Labels never carry a user, card or transaction id: only bounded sets (decision, stage,
+rule id, member, reason, cause). Each process serves its own ``/metrics`` on
+``metrics_port + process_id``; Prometheus sums across processes.
+"""
+
+from __future__ import annotations
+
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
+
+__all__ = [
+    "DECISIONS",
+    "DECISION_LATENCY",
+    "DEGRADED",
+    "DLQ_MESSAGES",
+    "LATE_EVENTS",
+    "MODEL_INFO",
+    "MODEL_SCORE",
+    "RULE_HITS",
+    "RULE_RELOAD_FAILURES",
+    "STAGE_DURATION",
+    "Health",
+    "serve_metrics",
+]
+
+# 0.5 ms to 1 s: sub-millisecond resolution where the budget is, coarse near the top.
+_LATENCY_BUCKETS = (
+    0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.05, 0.075, 0.1,
+    0.15, 0.25, 0.5, 1.0,
+)  # fmt: skip
+_STAGE_BUCKETS = (
+    0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
+)  # fmt: skip
+
+DECISIONS = Counter("fraud_transactions", "Transactions decided, by decision.", ["decision"])
+DECISION_LATENCY = Histogram(
+    "fraud_decision_latency_seconds",
+    "Transaction produced to decision produced.",
+    buckets=_LATENCY_BUCKETS,
+)
+STAGE_DURATION = Histogram(
+    "fraud_stage_duration_seconds", "Time per batch in each stage.", ["stage"],
+    buckets=_STAGE_BUCKETS,
+)  # fmt: skip
+MODEL_SCORE = Histogram(
+    "fraud_model_score", "Scores by ensemble member.", ["member"],
+    buckets=tuple(i / 20 for i in range(1, 21)),
+)  # fmt: skip
+RULE_HITS = Counter("fraud_rule_hits", "Rule hits, active and shadow.", ["rule"])
+DLQ_MESSAGES = Counter("fraud_dlq_messages", "Records sent to the DLQ, by reason.", ["reason"])
+DEGRADED = Counter("fraud_degraded_decisions", "Decisions made degraded, by cause.", ["cause"])
+MODEL_INFO = Gauge("fraud_model_info", "The model serving (value 1).", ["version", "role"])
+LATE_EVENTS = Counter("fraud_late_events", "Events older than the allowed lateness.")
+RULE_RELOAD_FAILURES = Counter("fraud_rule_reload_failures", "Rule edits refused.")
+
+
+class Health:
+    """Liveness and readiness of one process, served at /healthz and /readyz."""
+
+    def __init__(self) -> None:
+        self.ready = threading.Event()
+        self.alive = True
+
+
+def serve_metrics(host: str, port: int, health: Health) -> ThreadingHTTPServer:
+    """Serve /metrics, /healthz and /readyz on a daemon thread."""
+
+    class _Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            if self.path.startswith("/metrics"):
+                body, status, kind = generate_latest(), 200, CONTENT_TYPE_LATEST
+            elif self.path == "/healthz":
+                ok = health.alive
+                body, status, kind = (b"ok" if ok else b"dead"), (200 if ok else 503), "text/plain"
+            elif self.path == "/readyz":
+                ok = health.ready.is_set()
+                body = b"ready" if ok else b"starting"
+                status, kind = (200 if ok else 503), "text/plain"
+            else:
+                body, status, kind = b"not found", 404, "text/plain"
+            self.send_response(status)
+            self.send_header("Content-Type", kind)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: object) -> None:
+            return  # scrapes every few seconds would drown the logs
+
+    server = ThreadingHTTPServer((host, port), _Handler)
+    threading.Thread(target=server.serve_forever, name="metrics", daemon=True).start()
+    return server

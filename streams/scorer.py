@@ -1,0 +1,119 @@
+"""Running the scoring dataflow: one process, or a local Bytewax cluster of several.
+
+With ``processes > 1`` this process becomes a supervisor that starts one child per
+Bytewax process (each given the cluster's addresses and its id), forwards Ctrl-C/SIGTERM
+to them and exits with the worst exit code. Kafka partitions are shared among all
+workers of the cluster.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import structlog
+from bytewax.recovery import RecoveryConfig, init_db_dir
+from bytewax.run import cli_main
+
+from streams.dataflow import build_score_flow, epoch_interval
+from streams.logs import configure_logging
+from streams.metrics import Health, serve_metrics
+from streams.settings import Settings
+
+__all__ = ["cluster_addresses", "prepare_recovery", "run_scorer"]
+
+_log = structlog.get_logger("scorer")
+_CLUSTER_BASE_PORT = 2101
+
+
+def cluster_addresses(processes: int, base_port: int = _CLUSTER_BASE_PORT) -> list[str]:
+    """Loopback addresses of a local cluster, one per process."""
+    return [f"127.0.0.1:{base_port + i}" for i in range(processes)]
+
+
+def prepare_recovery(recovery_dir: Path, partitions: int) -> RecoveryConfig:
+    """Create the recovery partitions once (mode 0700); later runs resume from them."""
+    recovery_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.chmod(recovery_dir, 0o700)
+    if not any(recovery_dir.glob("part-*.sqlite3")):
+        init_db_dir(recovery_dir, partitions)
+    return RecoveryConfig(str(recovery_dir))
+
+
+def _supervise(settings: Settings, processes: int, workers: int, recovery: Path | None) -> int:
+    addresses = ",".join(cluster_addresses(processes))
+    if recovery is not None:
+        prepare_recovery(recovery, processes * workers)
+    children = []
+    for process_id in range(processes):
+        args = [
+            sys.executable, "-m", "streams.cli", "score",
+            "--processes", str(processes), "--workers", str(workers),
+            "--process-id", str(process_id), "--addresses", addresses,
+        ]  # fmt: skip
+        if recovery is not None:
+            args += ["--recovery-dir", str(recovery)]
+        children.append(subprocess.Popen(args))
+
+    def forward(signum: int, _frame: object) -> None:
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(signum)
+
+    signal.signal(signal.SIGINT, forward)
+    signal.signal(signal.SIGTERM, forward)
+    codes = [child.wait() for child in children]
+    return max((abs(code) for code in codes), default=0)
+
+
+def run_scorer(
+    settings: Settings,
+    *,
+    processes: int = 1,
+    workers: int = 1,
+    recovery_dir: Path | None = None,
+    process_id: int | None = None,
+    addresses: list[str] | None = None,
+) -> int:
+    """Run until interrupted; returns the exit code."""
+    if processes > 1 and process_id is None:
+        return _supervise(settings, processes, workers, recovery_dir)
+    index = process_id or 0
+    configure_logging(settings.log_level, service="scorer", process=index)
+    health = Health()
+    server = serve_metrics(settings.metrics_host, settings.metrics_port + index, health)
+    recovery = None
+    if recovery_dir is not None:
+        recovery = (
+            prepare_recovery(recovery_dir, processes * workers)
+            if process_id is None
+            else RecoveryConfig(str(recovery_dir))
+        )
+    flow = build_score_flow(settings)
+    _log.info(
+        "scorer_started",
+        step="score",
+        processes=processes,
+        workers=workers,
+        metrics_port=settings.metrics_port + index,
+        recovery=str(recovery_dir) if recovery_dir else None,
+    )
+    health.ready.set()
+    try:
+        cli_main(
+            flow,
+            workers_per_process=workers,
+            process_id=process_id,
+            addresses=addresses,
+            epoch_interval=epoch_interval(settings),
+            recovery_config=recovery,
+        )
+    except KeyboardInterrupt:
+        return 130
+    finally:
+        health.alive = False
+        server.shutdown()
+    return 0
