@@ -1,28 +1,48 @@
 """The end-to-end demo: every part of the system on local servers, started and stopped here.
 
-Each stage is a separate, visible step so that a newcomer can follow the data: servers,
-topics, a simulated history, live traffic into ``transactions``, and what arrives.
+Stages, each visible: servers, topics, a simulated history and a first model trained on
+it, the scorer, live synthetic traffic with fraud (plus a few poison records, to show the
+DLQ), decisions arriving, and a summary written to ``<state_dir>/demo-summary.json``.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
+import signal
 import subprocess
 import sys
+import time
+import urllib.request
+from collections import Counter
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import orjson
 from rich.rule import Rule
 
-from schemas import SchemaValidationError, decode_transaction
+from schemas import Decision, SchemaValidationError, decode
 from streams.cli._common import console
-from streams.consuming import read_topic
+from streams.consuming import end_offsets, read_topic
+from streams.exceptions import InfraError
 from streams.infra import infra_down, infra_status, infra_up
+from streams.producing import RecordProducer
 from streams.settings import Settings
 from streams.topics import create_topics
 
-__all__ = ["run_demo"]
+__all__ = ["DemoSummary", "run_demo"]
+
+_STYLE = {"APPROVE": "green", "REVIEW": "yellow", "BLOCK": "bold red"}
+_POISON = (
+    b"{not json",
+    b'{"tx_id": "bad-1", "user_id": "u1", "merchant_id": "m1", "amount": 12.5, '
+    b'"event_time": "2026-01-01T00:00:00Z"}',
+    b'{"tx_id": "bad-2", "user_id": "4111 1111 1111 1111", "merchant_id": "m1", '
+    b'"amount": "1.00", "event_time": "2026-01-01T00:00:00Z"}',
+)
 
 
 def _fraudstream() -> str:
@@ -47,6 +67,71 @@ def _local_servers(settings: Settings, keep: bool) -> Iterator[None]:
             console.print("servers were partly running before the demo; left running")
 
 
+@contextlib.contextmanager
+def _process(args: list[str], env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """A child process that is interrupted (then killed) when the block ends."""
+    with log.open("wb") as sink:
+        child = subprocess.Popen(args, env=env, stdout=sink, stderr=subprocess.STDOUT)
+        try:
+            yield child
+        finally:
+            if child.poll() is None:
+                child.send_signal(signal.SIGINT)
+                try:
+                    child.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    child.kill()
+                    child.wait()
+
+
+def _wait_ready(port: int, child: subprocess.Popen[bytes], timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if child.poll() is not None:
+            raise InfraError(f"the scorer exited with code {child.returncode}; see its log")
+        url = f"http://127.0.0.1:{port}/readyz"
+        with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=1) as reply:
+            if reply.status == 200:
+                return
+        time.sleep(0.3)
+    raise InfraError("the scorer did not become ready in time; see its log")
+
+
+class DemoSummary:
+    """What the demo saw: counts by outcome and the latency distribution."""
+
+    def __init__(self) -> None:
+        self.decisions: Counter[str] = Counter()
+        self.latencies: list[float] = []
+        self.degraded = 0
+        self.seen: set[str] = set()
+
+    def add(self, decision: Decision) -> bool:
+        """Count a decision once per tx_id; False for a re-emitted duplicate."""
+        if decision.tx_id in self.seen:
+            return False
+        self.seen.add(decision.tx_id)
+        self.decisions[decision.decision] += 1
+        self.latencies.append(decision.latency_ms)
+        self.degraded += decision.degraded
+        return True
+
+    def as_dict(self, produced: int, dlq: int) -> dict[str, Any]:
+        """The JSON written to demo-summary.json."""
+        lat = np.asarray(self.latencies) if self.latencies else np.zeros(1)
+        return {
+            "produced": produced,
+            "decided": len(self.seen),
+            "dlq": dlq,
+            "degraded": self.degraded,
+            "decisions": {k: self.decisions.get(k, 0) for k in ("APPROVE", "REVIEW", "BLOCK")},
+            "latency_ms": {
+                "p50": round(float(np.percentile(lat, 50)), 2),
+                "p99": round(float(np.percentile(lat, 99)), 2),
+            },
+        }
+
+
 def run_demo(settings: Settings, *, duration_s: float, rate: float, keep_servers: bool) -> None:
     """Run the demo; ``duration_s == 0`` streams until Ctrl-C."""
     state = settings.state_dir / "demo"
@@ -57,45 +142,103 @@ def run_demo(settings: Settings, *, duration_s: float, rate: float, keep_servers
         for name, outcome in create_topics(settings).items():
             console.print(f"  {name}: {outcome}")
 
-        console.print(Rule("3. a simulated, labelled history"))
+        console.print(Rule("3. a simulated, labelled history and a first model"))
         history = state / "history.parquet"
+        model_dir = state / "model"
         subprocess.run(
-            [_fraudstream(), "simulate", "--users", "1000", "--merchants", "300", "--days",
-             "14", "--out", str(history)],
+            [_fraudstream(), "simulate", "--users", "2000", "--merchants", "500", "--days",
+             "21", "--out", str(history)],
             check=True,
         )  # fmt: skip
-
-        console.print(Rule(f"4. live traffic at {rate:.0f}/s into {settings.topic_transactions}"))
-        producer = subprocess.Popen(
-            [_fraudstream(), "produce", "--rate", str(rate), "--duration", str(duration_s)],
-            stdout=subprocess.DEVNULL,
+        subprocess.run(
+            [_fraudstream(), "train", "--data", str(history), "--out", str(model_dir)],
+            check=True,
         )
-        received = _tail_transactions(settings, producer)
-        producer.wait(timeout=60)
-        summary = {"produced_seen": received, "duration_s": duration_s, "rate": rate}
-        (settings.state_dir / "demo-summary.json").write_bytes(orjson.dumps(summary))
+        summary = _stream(settings, state, model_dir, duration_s, rate)
         console.print(Rule("summary"))
-        console.print(f"  transactions seen on the topic: {received:,}")
+        console.print_json(data=summary)
+        path = settings.state_dir / "demo-summary.json"
+        path.write_bytes(orjson.dumps(summary, option=orjson.OPT_INDENT_2))
+        console.print(f"written to {path}")
 
 
-def _tail_transactions(settings: Settings, producer: subprocess.Popen[bytes]) -> int:
-    """Print one line per 100 transactions until the topic is quiet for 10 seconds."""
-    seen = 0
+def _stream(
+    settings: Settings, state: Path, model_dir: Path, duration_s: float, rate: float
+) -> dict[str, Any]:
+    """Scorer + producer + live view of decisions; returns the summary."""
+    env = {**os.environ, "FRAUD_MODEL_DIR": str(model_dir.resolve())}
+    started_at = datetime.now(tz=UTC)
+    tx_before = sum(end_offsets(settings, settings.topic_transactions).values())
+    dlq_before = sum(end_offsets(settings, settings.topic_dlq).values())
+    summary = DemoSummary()
+    console.print(Rule("4. the scorer"))
+    scorer_args = [_fraudstream(), "score", "--recovery-dir", str(state / "recovery")]
+    with _process(scorer_args, env, state / "scorer.log") as scorer:
+        _wait_ready(settings.metrics_port, scorer)
+        console.print(
+            f"  scoring; metrics at http://{settings.metrics_host}:{settings.metrics_port}/metrics,"
+            f" log in {state / 'scorer.log'}"
+        )
+        console.print(Rule(f"5. live traffic at {rate:.0f}/s, and the decisions"))
+        poison = RecordProducer(settings, settings.topic_transactions)
+        for raw in _POISON:
+            poison.send(b"poison", raw)
+        poison.flush()
+        producer_args = [_fraudstream(), "produce", "--rate", str(rate), "--duration",
+                         str(duration_s)]  # fmt: skip
+        with _process(producer_args, env, state / "producer.log") as producer:
+            try:
+                _show_decisions(settings, summary, started_at, producer)
+            except KeyboardInterrupt:
+                console.print("stopping")
+        produced = sum(end_offsets(settings, settings.topic_transactions).values()) - tx_before
+        _drain(settings, summary, started_at, produced - len(_POISON))
+    dlq = sum(end_offsets(settings, settings.topic_dlq).values()) - dlq_before
+    return summary.as_dict(produced, dlq)
+
+
+def _show_decisions(
+    settings: Settings,
+    summary: DemoSummary,
+    started_at: datetime,
+    producer: subprocess.Popen[bytes],
+) -> None:
+    """Print every REVIEW/BLOCK and a running count, until the producer is done."""
+    last_report = time.monotonic()
+    for message in read_topic(settings, settings.topic_decisions, idle_timeout_s=None):
+        _count(message.value(), summary, started_at, show=True)
+        if time.monotonic() - last_report > 10:
+            last_report = time.monotonic()
+            counts = ", ".join(f"{k} {v:,}" for k, v in sorted(summary.decisions.items()))
+            console.print(f"  [dim]{len(summary.seen):,} decided so far: {counts}[/]")
+        if producer.poll() is not None:
+            return
+
+
+def _drain(settings: Settings, summary: DemoSummary, started_at: datetime, expected: int) -> None:
+    """Read the last decisions (up to 30 s) so the summary covers everything produced."""
+    deadline = time.monotonic() + 30
+    for message in read_topic(
+        settings, settings.topic_decisions, from_beginning=True, idle_timeout_s=5
+    ):
+        _count(message.value(), summary, started_at, show=False)
+        if len(summary.seen) >= expected or time.monotonic() > deadline:
+            return
+
+
+def _count(raw: bytes | None, summary: DemoSummary, started_at: datetime, *, show: bool) -> None:
     try:
-        for message in read_topic(settings, settings.topic_transactions, idle_timeout_s=10):
-            seen += 1
-            if seen % 100 == 1:
-                try:
-                    tx = decode_transaction(message.value() or b"")
-                except SchemaValidationError as exc:
-                    console.print(f"  [red]bad record[/] {exc.reason}")
-                    continue
-                console.print(
-                    f"  #{seen:>6,} p{message.partition()} {tx.event_time:%H:%M:%S} "
-                    f"user={tx.user_id:<8} merchant={tx.merchant_id:<7} "
-                    f"{tx.amount:>9} {tx.currency} {tx.channel or '-':<4} {tx.country or '--'}",
-                    highlight=False,
-                )
-    except KeyboardInterrupt:
-        producer.terminate()
-    return seen
+        decision = decode(raw or b"", Decision)
+    except SchemaValidationError:
+        return
+    if decision.event_time < started_at or not summary.add(decision):
+        return
+    if show and decision.decision != "APPROVE":
+        rules = ",".join(hit.id for hit in decision.rules_fired if not hit.shadow) or "-"
+        score = "-" if decision.score is None else f"{decision.score:.3f}"
+        console.print(
+            f"  [{_STYLE[decision.decision]}]{decision.decision:<6}[/] {decision.tx_id} "
+            f"user={decision.user_id} score={score} rules={rules} "
+            f"reasons={' '.join(decision.reasons[:3])} {decision.latency_ms:.1f} ms",
+            highlight=False,
+        )

@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import structlog
 
 from operators.features import FEATURE_NAMES
@@ -58,6 +59,8 @@ class ModelHolder:
         self._seen = stamp
         try:
             model = EnsembleScorer.load(self._dir, expected_feature_names=FEATURE_NAMES)
+            # ONNX Runtime's first run allocates; do it here, not inside a batch's budget.
+            model.score(np.full((1, len(FEATURE_NAMES)), np.nan))
         except (FraudstreamError, OSError, ValueError) as exc:
             self.last_error = str(exc)
             _log.error("model_load_refused", step="score", path=str(self._dir), error=str(exc))

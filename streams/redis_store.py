@@ -72,7 +72,7 @@ class RedisStore:
         dsn: str,
         *,
         timeout_s: float = 0.05,
-        backoff_s: float = 1.0,
+        backoff_s: float = 0.25,
         decision_ttl_s: int = 7 * 24 * 3600,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:

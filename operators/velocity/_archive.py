@@ -48,10 +48,8 @@ class Archive:
         times.insert(k, t)
 
     def last_at(self, merchant: str) -> int:
-        """Last archived time at ``merchant`` (``NEVER`` if none)."""
-        if merchant in self.merchants:
-            return self.times[self.merchants.index(merchant)]
-        return NEVER
+        """Last archived time at ``merchant`` (which must be in ``merchants``)."""
+        return self.times[self.merchants.index(merchant)]
 
     def forget(self, horizon: int) -> None:
         """Drop everything at or before ``horizon``."""
@@ -64,13 +62,6 @@ class Archive:
             self.last_t = NEVER
         if self.last_loc is not None and self.last_loc[0] <= horizon:
             self.last_loc = None
-
-    def oldest(self) -> int | None:
-        """The oldest time held (what :meth:`forget` drops first), None if empty."""
-        oldest = self.times[0] if self.times else None
-        if self.last_loc is not None and (oldest is None or self.last_loc[0] < oldest):
-            oldest = self.last_loc[0]
-        return oldest
 
     def snapshot(self) -> ArchiveState:
         """Compact, picklable form."""

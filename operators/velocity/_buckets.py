@@ -14,22 +14,10 @@ from array import array
 from bisect import bisect_left
 from typing import Self
 
-__all__ = ["Buckets", "BucketsState", "SpreadBuckets", "merge_spread"]
+__all__ = ["Buckets", "BucketsState", "SpreadBuckets"]
 
 #: What a snapshot stores: keys, counts, sums and (spread buckets only) m2, as bytes.
 BucketsState = tuple[bytes, bytes, bytes, bytes | None]
-
-
-def merge_spread(
-    count_a: int, sum_a: int, m2_a: float, count_b: int, sum_b: int, m2_b: float
-) -> float:
-    """The m2 of two disjoint sets, from their counts, exact sums and m2 (Chan et al.)."""
-    if not count_a:
-        return m2_b
-    if not count_b:
-        return m2_a
-    gap = sum_b * count_a - sum_a * count_b  # exact: (mean_b - mean_a) * count_a * count_b
-    return m2_a + m2_b + gap * gap / (count_a * count_b * (count_a + count_b))
 
 
 class Buckets:
@@ -61,8 +49,14 @@ class Buckets:
         self.sums[j] += units
 
     def _create(self, key: int, units: int) -> int:
-        j = bisect_left(self.keys, key)
-        self.keys.insert(j, key)
+        keys = self.keys
+        if not keys or key > keys[-1]:  # the common case: a new newest bucket
+            keys.append(key)
+            self.counts.append(1)
+            self.sums.append(units)
+            return len(keys) - 1
+        j = bisect_left(keys, key)
+        keys.insert(j, key)
         self.counts.insert(j, 1)
         self.sums.insert(j, units)
         return j
@@ -75,10 +69,6 @@ class Buckets:
         if lo == hi:
             return 0, 0
         return sum(self.counts[lo:hi]), sum(self.sums[lo:hi])
-
-    def first_key(self) -> int | None:
-        """The oldest bucket's key (what :meth:`drop_before` drops first), None if empty."""
-        return self.keys[0] if self.keys else None
 
     def drop_before(self, first: int) -> None:
         """Forget buckets with ``key < first``."""
@@ -137,21 +127,20 @@ class SpreadBuckets(Buckets):
         return (self.counts[j], self.spreads[j]) if j >= 0 else (0, 0.0)
 
     def spread_totals(self, first: int, stop: int) -> tuple[int, int, float]:
-        """Count, sum and m2 over buckets with ``first <= key < stop``."""
-        keys, counts, sums, spreads = self.keys, self.counts, self.sums, self.spreads
+        """Count, sum and m2 over buckets with ``first <= key < stop``.
+
+        m2 = sum of the buckets' m2 + sum_j n_j (mean_j - mean)^2, each term from an exact
+        integer numerator, so identical amounts give exactly 0.
+        """
+        keys = self.keys
         lo = bisect_left(keys, first)
         hi = bisect_left(keys, stop, lo)
-        count, total, m2 = 0, 0, 0.0
-        for j in range(lo, hi):
-            n, s = counts[j], sums[j]
-            if count:
-                gap = s * count - total * n
-                m2 += spreads[j] + gap * gap / (count * n * (count + n))
-            else:
-                m2 = spreads[j]
-            count += n
-            total += s
-        return count, total, m2
+        if lo == hi:
+            return 0, 0, 0.0
+        counts, sums = self.counts[lo:hi], self.sums[lo:hi]
+        count, total = sum(counts), sum(sums)
+        between = sum((count * s - n * total) ** 2 / n for n, s in zip(counts, sums, strict=True))
+        return count, total, sum(self.spreads[lo:hi]) + between / (count * count)
 
     def _drop(self, count: int) -> None:
         super()._drop(count)

@@ -39,7 +39,6 @@ from operators.velocity._constants import (
     AMOUNT_SCALE,
     DAY_MS,
     DEFAULT_LATENESS_MS,
-    FOREVER,
     HOUR_MS,
     LONGEST_USER_MS,
     MINUTE_MS,
@@ -75,7 +74,6 @@ class UserVelocity:
         "_log",
         "_month",
         "_month_cache",
-        "_prune_at",
         "_week",
         "_week_cache",
     )
@@ -90,8 +88,6 @@ class UserVelocity:
         # Closed-bucket aggregates for one bucket key (never used or set by late events).
         self._week_cache: tuple[int, int, int] | None = None
         self._month_cache: tuple[int, int, int, float] | None = None
-        # The newest time at which pruning would next drop something (NEVER: recompute).
-        self._prune_at = NEVER
 
     def update(self, event: VelocityEvent) -> WindowResult:
         """Count ``event`` in and return its features (``USER_FEATURES`` order)."""
@@ -133,18 +129,25 @@ class UserVelocity:
         late = t < log._max_t - log._lateness
         if t > log._max_t:
             log._max_t = t
-            if t >= self._prune_at:
-                self._prune()
-        i = log._insert(t, units, merchant)
-        if i == 0:  # a new oldest event (or bucket): the prune deadline may move earlier
-            self._prune_at = NEVER
+            self._prune(t - log._lateness)
+        times, cum, merchants = log._times, log._cum, log._ids
+        n = len(times)
+        if n and t < times[n - 1]:
+            i = log._insert(t, units, merchant)
+        else:  # in order: append (inlined, the common case)
+            i = n
+            cum.append((cum[n - 1] if n else log._base) + units)
+            times.append(t)
+            merchants.append(merchant)
         located = lat == lat and lon == lon  # NaN is the only value unequal to itself
         if country is not None or self._countries is not None:
             self._insert_country(i, country)
-        if located or self._coords is not None:
+        if located:
             self._insert_coords(i, lat, lon)
+        elif self._coords is not None:
+            self._insert_coords(i, _NAN, _NAN)  # half a location is no location
 
-        times, cum, base, merchants = log._times, log._cum, log._base, log._ids
+        base = log._base
         hi = i + 1
         top = cum[i]
         before = top - units  # prefix sum of everything before e
@@ -189,11 +192,17 @@ class UserVelocity:
             zscore = _NAN
 
         floor = t - LONGEST_USER_MS
+        archive = self._archive
         prev = times[i - 1] if i else NEVER
-        archived = self._archive.last_t
-        if prev < archived <= t:
-            prev = archived
+        if prev < archive.last_t <= t:
+            prev = archive.last_t
         since_prev = (t - prev) / SECOND_MS if prev > floor else _NAN
+        if times[0] > floor and hi == len(times):  # e is newest; nothing is too old
+            first_time = merchants.count(merchant) == 1
+        else:
+            first_time = merchant not in merchants[bisect_right(times, floor, 0, i) : i]
+        if first_time and merchant in archive.merchants:
+            first_time = not floor < archive.last_at(merchant) <= t
 
         countries = self._countries
         if countries is None:
@@ -228,19 +237,25 @@ class UserVelocity:
             len(set(merchants[lo_hour:hi])) if lo_hour < i else 1,
             len(set(merchants[lo_day:hi])) if lo_day < i else 1,
             distinct_countries,
-            0.0 if self._seen_merchant_before(merchant, i, floor) else 1.0,
+            1.0 if first_time else 0.0,
             self._travel_kmh(t, i, lat, lon, floor) if located else _NAN,
             1.0 if (t // HOUR_MS) % 24 < 6 else 0.0,
             1.0 if (t // DAY_MS + 3) % 7 >= 5 else 0.0,  # 1970-01-01 was a Thursday
             amount,
         )
 
-        # Count e into the buckets; a change before a cached key voids that cache.
-        if self._week_cache is not None and week_key < self._week_cache[0]:
-            self._week_cache = None
-        if self._month_cache is not None and month_key < self._month_cache[0]:
-            self._month_cache = None
-        self._week.add(week_key, units)
+        # Count e into the buckets. Only a late event can land before a cached key (an
+        # in-time one replaced the cache with its own key): it voids that cache.
+        if late:
+            self._void_caches(week_key, month_key)
+        buckets = self._week
+        keys = buckets.keys
+        j = len(keys) - 1
+        if j >= 0 and keys[j] == week_key:
+            buckets.counts[j] += 1
+            buckets.sums[j] += units
+        else:
+            buckets.add(week_key, units)
         self._month.add(month_key, units)
         return result, late
 
@@ -283,15 +298,6 @@ class UserVelocity:
             previous = cum[j]
         return squares / (count * count)
 
-    def _seen_merchant_before(self, merchant: str, i: int, floor: int) -> bool:
-        times, merchants = self._log._times, self._log._ids
-        if times[0] > floor and i == len(times) - 1:
-            if merchants.count(merchant) > 1:  # e itself is the last one
-                return True
-        elif merchant in merchants[bisect_right(times, floor, 0, i) : i]:
-            return True
-        return floor < self._archive.last_at(merchant) <= times[i]
-
     def _travel_kmh(self, t: int, i: int, lat: float, lon: float, floor: int) -> float:
         times, coords = self._log._times, self._coords
         if coords is None:  # cannot happen: e is located, so coordinates are kept
@@ -311,33 +317,28 @@ class UserVelocity:
         hours = (t - prev_t if t > prev_t else SECOND_MS) / HOUR_MS
         return haversine_km(prev_lat, prev_lon, lat, lon) / hours
 
-    def _prune(self) -> None:
-        """Drop what no event within the lateness can need; set the next deadline."""
-        log = self._log
-        lateness = log._lateness
-        newest_kept = log._max_t - lateness
-        stale = log._stale_count(RAW_KEEP_MS)
-        if stale:
-            self._archive_raw(stale)
-        self._week.drop_before(newest_kept // WEEK_BUCKET_MS - WEEK_BUCKETS + 1)
-        self._month.drop_before(newest_kept // MONTH_BUCKET_MS - MONTH_BUCKETS + 1)
-        self._archive.forget(newest_kept - LONGEST_USER_MS)
+    def _void_caches(self, week_key: int, month_key: int) -> None:
+        if self._week_cache is not None and week_key < self._week_cache[0]:
+            self._week_cache = None
+        if self._month_cache is not None and month_key < self._month_cache[0]:
+            self._month_cache = None
 
-        deadline = FOREVER
-        times = log._times
-        if times:
-            pending = bisect_right(times, log._max_t - RAW_KEEP_MS - lateness)
-            if pending < len(times):  # the next raw event to turn stale
-                deadline = times[pending] + RAW_KEEP_MS + lateness
-        week_key, month_key = self._week.first_key(), self._month.first_key()
-        if week_key is not None:
-            deadline = min(deadline, (week_key + WEEK_BUCKETS) * WEEK_BUCKET_MS + lateness)
-        if month_key is not None:
-            deadline = min(deadline, (month_key + MONTH_BUCKETS) * MONTH_BUCKET_MS + lateness)
-        oldest = self._archive.oldest()
-        if oldest is not None:
-            deadline = min(deadline, oldest + LONGEST_USER_MS + lateness)
-        self._prune_at = deadline
+    def _prune(self, newest_kept: int) -> None:
+        """Drop what no event within the lateness can need (``newest_kept`` = newest - L)."""
+        times = self._log._times
+        if times and times[0] <= newest_kept - RAW_KEEP_MS:
+            stale = self._log._stale_count(RAW_KEEP_MS)
+            if stale:
+                self._archive_raw(stale)
+        keys = self._week.keys
+        first = newest_kept // WEEK_BUCKET_MS - WEEK_BUCKETS + 1
+        if keys and keys[0] < first:
+            self._week.drop_before(first)
+        keys = self._month.keys
+        first = newest_kept // MONTH_BUCKET_MS - MONTH_BUCKETS + 1
+        if keys and keys[0] < first:
+            self._month.drop_before(first)
+        self._archive.forget(newest_kept - LONGEST_USER_MS)
 
     def _archive_raw(self, stale: int) -> None:
         """Move the first ``stale`` raw events to the archive."""
@@ -380,4 +381,3 @@ class UserVelocity:
         self._archive = Archive.restore(archive)
         self._week_cache = None
         self._month_cache = None
-        self._prune_at = NEVER

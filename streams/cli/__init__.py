@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import typer
 
+from streams.cli._bench import bench
 from streams.cli._decisions import decisions_app
 from streams.cli._demo import demo
 from streams.cli._infra import infra_app
 from streams.cli._produce import produce
+from streams.cli._rules import rules_app
 from streams.cli._score import score
 from streams.cli._simulate import simulate
 from streams.cli._topics import topics_app
+from streams.cli._train import train
 
 __all__ = ["app"]
 
@@ -28,7 +31,10 @@ app = typer.Typer(
 app.add_typer(infra_app, name="infra")
 app.add_typer(topics_app, name="topics")
 app.add_typer(decisions_app, name="decisions")
+app.add_typer(rules_app, name="rules")
 app.command()(simulate)
 app.command()(produce)
 app.command()(score)
+app.command()(train)
 app.command()(demo)
+app.command()(bench)

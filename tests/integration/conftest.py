@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import redis
@@ -20,6 +21,7 @@ from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_f
 
 from streams.infra import LocalKafka, LocalRedis, infra_up
 from streams.settings import Settings
+from tests.integration._scorer import ScoreTopics, create_topics, delete_topics
 
 
 class TopicNotReadyError(Exception):
@@ -72,3 +74,34 @@ def redis_client(servers: Settings) -> Iterator[redis.Redis]:
     client = redis.Redis.from_url(servers.redis_dsn)
     yield client
     client.close()
+
+
+@pytest.fixture
+def score_topics(servers: Settings) -> Iterator[ScoreTopics]:
+    """A fresh transactions/decisions/dlq trio (6 partitions each), deleted afterwards."""
+    topics = ScoreTopics.fresh()
+    create_topics(servers, topics.names)
+    yield topics
+    delete_topics(servers, topics.names)
+
+
+@pytest.fixture(scope="session")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny trained ensemble (xgboost + logreg, ONNX), trained once per session."""
+    from models.ensemble import XGBoostMember, train_ensemble
+    from models.simulator import SimulatorConfig, simulate_history
+    from models.training_set import build_training_set
+    from operators.features import FEATURE_NAMES
+
+    frame = simulate_history(SimulatorConfig(users=300, merchants=100, days=10, seed=1))
+    training = build_training_set(frame)
+    out = tmp_path_factory.mktemp("model")
+    train_ensemble(
+        training.features,
+        training.labels,
+        training.event_times,
+        FEATURE_NAMES,
+        out,
+        members=[XGBoostMember(n_jobs=1), "logreg"],
+    )
+    return out

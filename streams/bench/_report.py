@@ -1,0 +1,183 @@
+"""The benchmark's arithmetic and its table: raw observations in, the JSON summary out.
+
+Kept free of Kafka and processes so the percentile and rate maths can be unit-tested
+with hand-made arrays; a wrong p99 would otherwise hide behind a plausible-looking run.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+from rich.table import Table
+
+__all__ = ["Observations", "percentiles", "render_table", "summarise", "warmup_for"]
+
+_POINTS = (("p50", 50.0), ("p95", 95.0), ("p99", 99.0), ("p999", 99.9))
+_NS_PER_MS = 1_000_000
+_NS_PER_US = 1_000
+_MIN_WARMUP_S = 2.0
+_WARMUP_SHARE = 0.1
+
+
+def warmup_for(duration_s: float, requested_s: float | None = None) -> float:
+    """Seconds discarded at the start: 10 % of the run, at least 2 s, at most half of it.
+
+    The scorer loads its model and fills its caches on the first batches; counting them
+    would measure start-up, not steady state. Half the run is the cap so that a short
+    run still measures something.
+    """
+    if requested_s is not None:
+        return max(0.0, min(requested_s, duration_s))
+    return min(max(_MIN_WARMUP_S, _WARMUP_SHARE * duration_s), duration_s / 2)
+
+
+def percentiles(values: NDArray[Any]) -> dict[str, float | None]:
+    """Nearest-rank p50/p95/p99/p99.9 and max; ``None`` each when there is no sample.
+
+    Nearest rank (numpy's ``inverted_cdf``) reports a latency that really happened
+    rather than an interpolation between two; for tail percentiles of a few thousand
+    samples that is the honest choice.
+    """
+    if values.size == 0:
+        empty: dict[str, float | None] = {name: None for name, _ in _POINTS}
+        return empty | {"max": None}
+    found = np.percentile(values, [point for _, point in _POINTS], method="inverted_cdf")
+    summary: dict[str, float | None] = {
+        name: float(value) for (name, _), value in zip(_POINTS, found, strict=True)
+    }
+    summary["max"] = float(values.max())
+    return summary
+
+
+@dataclass
+class Observations:
+    """Everything one run saw, indexed by the generator's transaction number.
+
+    ``sent_ns[i]`` is the wall-clock send time of transaction ``i`` (its Kafka
+    CreateTime is ``sent_ns[i] // 1e6``); each decision record received contributes one
+    entry to ``decision_index`` (which transaction), ``decision_ms`` (its Kafka
+    timestamp) and ``received_ns`` (when the bench consumed it). Repeats are possible
+    (at-least-once) and are counted once.
+    """
+
+    rate: float
+    duration_s: float
+    warmup_s: float
+    start_ns: int
+    sent_ns: NDArray[np.int64]
+    decision_index: NDArray[np.int64]
+    decision_ms: NDArray[np.int64]
+    received_ns: NDArray[np.int64]
+    decision_cause: NDArray[np.str_]
+    dlq_index: NDArray[np.int64]
+    delivered: int = 0
+    failed: int = 0
+
+
+def _first_of_each(index: NDArray[np.int64]) -> NDArray[np.int64]:
+    """Positions of the first record of each transaction (a repeat is not a new decision)."""
+    _, first = np.unique(index, return_index=True)
+    return np.sort(first)
+
+
+def _per_second(count: int, span_ns: float) -> float:
+    if count < 2 or span_ns <= 0:
+        return 0.0
+    return (count - 1) / (span_ns / 1e9)
+
+
+def summarise(obs: Observations) -> dict[str, Any]:
+    """The benchmark's JSON document (without the machine and scorer sections).
+
+    Latency (``latency_ms``) is decision produced minus transaction produced, both Kafka
+    timestamps in ms from the same clock; ``e2e_us`` is the bench's own send-to-receive
+    time in µs. Both cover only transactions scheduled after the warm-up. Throughput is
+    measured decisions per second between the first and the last of them, so a scorer
+    that falls behind shows its real capacity rather than the offered rate.
+    """
+    events = int(obs.sent_ns.size)
+    first = _first_of_each(obs.decision_index)
+    index = obs.decision_index[first]
+    decided_ms = obs.decision_ms[first]
+    received_ns = obs.received_ns[first]
+    causes = obs.decision_cause[first]
+    names, counts = np.unique(causes[causes != ""], return_counts=True)
+    dlq = int(np.unique(obs.dlq_index).size)
+    warmup_events = math.ceil(obs.warmup_s * obs.rate)
+    measured = index >= warmup_events
+    sent_ns = obs.sent_ns[index[measured]]
+    latency_ms = decided_ms[measured] - sent_ns // _NS_PER_MS
+    e2e_us = (received_ns[measured] - sent_ns) / _NS_PER_US
+    measured_ms = decided_ms[measured]
+    span_ns = float(measured_ms.max() - measured_ms.min()) * _NS_PER_MS if measured_ms.size else 0
+    schedule_ns = obs.start_ns + (np.arange(1, events + 1) * (1e9 / obs.rate)).astype(np.int64)
+    behind_ms = (obs.sent_ns - schedule_ns) / _NS_PER_MS
+    send_span = float(obs.sent_ns[-1] - obs.sent_ns[0]) if events else 0.0
+    return {
+        "rate_target": obs.rate,
+        "throughput_eps": round(_per_second(int(measured_ms.size), span_ns), 1),
+        "latency_ms": percentiles(latency_ms),
+        "events": events,
+        "decisions": int(index.size),
+        "dlq": dlq,
+        "missing": max(0, events - int(index.size) - dlq),
+        "duplicates": int(obs.decision_index.size - index.size),
+        "degraded": int(counts.sum()),
+        "degraded_causes": {str(n): int(c) for n, c in zip(names, counts, strict=True)},
+        "measured_events": max(0, events - warmup_events),
+        "measured_decisions": int(measured_ms.size),
+        "duration_s": obs.duration_s,
+        "warmup_s": obs.warmup_s,
+        "e2e_us": percentiles(e2e_us),
+        "generator": {
+            "send_rate_eps": round(_per_second(events, send_span), 1),
+            "delivered": obs.delivered,
+            "failed": obs.failed,
+            "behind_schedule_ms": percentiles(np.maximum(behind_ms, 0.0)),
+        },
+    }
+
+
+def _fmt(value: float | None, digits: int = 1) -> str:
+    return "-" if value is None else f"{value:,.{digits}f}"
+
+
+def render_table(result: dict[str, Any]) -> Table:
+    """A one-screen view of the JSON: throughput, latency percentiles, counts, scorer."""
+    table = Table(title=f"fraudstream bench @ {result['rate_target']:,.0f} tx/s", show_lines=False)
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    latency, e2e = result["latency_ms"], result["e2e_us"]
+    generator = result["generator"]
+    rows = [
+        ("throughput (decisions/s)", _fmt(result["throughput_eps"])),
+        ("sent (tx/s)", _fmt(generator["send_rate_eps"])),
+        ("latency p50 / p95 (ms)", f"{_fmt(latency['p50'], 0)} / {_fmt(latency['p95'], 0)}"),
+        ("latency p99 / p99.9 (ms)", f"{_fmt(latency['p99'], 0)} / {_fmt(latency['p999'], 0)}"),
+        ("latency max (ms)", _fmt(latency["max"], 0)),
+        ("end-to-end p50 / p99 (µs)", f"{_fmt(e2e['p50'], 0)} / {_fmt(e2e['p99'], 0)}"),
+        ("generator behind schedule p99 (ms)", _fmt(generator["behind_schedule_ms"]["p99"])),
+        ("events / decisions / dlq", f"{result['events']:,} / {result['decisions']:,} / "
+         f"{result['dlq']:,}"),
+        ("missing / duplicates", f"{result['missing']:,} / {result['duplicates']:,}"),
+        ("degraded decisions", f"{result['degraded']:,}"),
+        ("duration / warm-up discarded (s)", f"{result['duration_s']:g} / {result['warmup_s']:g}"),
+    ]  # fmt: skip
+    scorer = result.get("scorer") or {}
+    if scorer:
+        rows.append(("scorer RSS end / peak (MiB)", f"{_fmt(scorer.get('rss_mib'))} / "
+                     f"{_fmt(scorer.get('rss_peak_mib'))}"))  # fmt: skip
+        rows.append(("scorer CPU (% of one core)", _fmt(scorer.get("cpu_percent"))))
+    busy = result.get("busy_cores") or {}
+    if busy.get("machine") is not None:
+        rows.append(("cores busy: all / not ours", f"{busy['machine']:.2f} / {busy['other']:.2f}"))
+    machine = result.get("machine") or {}
+    if machine:
+        rows.append(("machine", f"{machine.get('cores')} cores, {machine.get('cpu')}"))
+    for name, value in rows:
+        table.add_row(name, value)
+    return table

@@ -1,0 +1,383 @@
+"""Helpers for the scoring-flow integration tests: topics, traffic, a ``fraudstream score`` child.
+
+The scorer runs exactly as an operator runs it: the installed ``fraudstream score``
+command in its own process (group), configured only through ``FRAUD_*`` variables, and
+stopped with Ctrl-C (SIGINT) or, for crash tests, ``kill -9``. Reading a topic back
+assigns every partition from the beginning (no consumer group, so no rebalance wait) and
+stops at the end offsets taken when reading starts.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any, TypeVar
+
+import orjson
+from confluent_kafka import Consumer, KafkaException, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from models.simulator import SimulatorConfig, live_events
+from streams.producing import RecordProducer
+from streams.settings import Settings
+from tests.doubles import wire_payload
+
+__all__ = [
+    "FRAUDSTREAM",
+    "Record",
+    "Scorer",
+    "ScoreTopics",
+    "create_topics",
+    "delete_topics",
+    "free_port",
+    "isolated_events",
+    "produce",
+    "read_all",
+    "topic_size",
+    "wait_until",
+]
+
+FRAUDSTREAM = str(Path(sys.executable).with_name("fraudstream"))
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class ScoreTopics:
+    """A fresh trio of topics for one scorer: its input, its decisions, its dead letters."""
+
+    transactions: str
+    decisions: str
+    dlq: str
+
+    @classmethod
+    def fresh(cls) -> ScoreTopics:
+        tag = uuid.uuid4().hex
+        return cls(f"test-tx-{tag}", f"test-decisions-{tag}", f"test-dlq-{tag}")
+
+    def with_decisions(self, suffix: str) -> ScoreTopics:
+        """The same input, other outputs: for two scorer runs over one input topic."""
+        return ScoreTopics(self.transactions, f"{self.decisions}-{suffix}", f"{self.dlq}-{suffix}")
+
+    @property
+    def names(self) -> list[str]:
+        return [self.transactions, self.decisions, self.dlq]
+
+
+def wait_until(
+    check: Callable[[], T],
+    *,
+    timeout_s: float,
+    what: str,
+    poll_s: float = 0.2,
+    diagnose: Callable[[], str] = lambda: "",
+) -> T:
+    """Poll ``check`` until it returns something truthy; fail with ``what`` after the timeout."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s:.0f}s waiting for {what}\n{diagnose()}")
+        time.sleep(poll_s)
+
+
+def create_topics(settings: Settings, names: Iterable[str], partitions: int = 6) -> None:
+    """Create topics and return once every partition of each has a leader."""
+    admin = AdminClient(settings.kafka_config())
+    wanted = list(names)
+    futures = admin.create_topics(
+        [NewTopic(n, num_partitions=partitions, replication_factor=settings.replication_factor)
+         for n in wanted]
+    )  # fmt: skip
+    for future in futures.values():
+        future.result(timeout=30)
+
+    def leaders_known() -> bool:
+        try:
+            topics = admin.list_topics(timeout=5).topics
+        except KafkaException:
+            return False
+        for name in wanted:
+            meta = topics.get(name)
+            if meta is None or len(meta.partitions) != partitions:
+                return False
+            if any(p.leader < 0 for p in meta.partitions.values()):
+                return False
+        return True
+
+    wait_until(leaders_known, timeout_s=30, poll_s=0.1, what=f"leaders of {wanted}")
+
+
+def delete_topics(settings: Settings, names: Iterable[str]) -> None:
+    """Delete topics, ignoring those already gone."""
+    admin = AdminClient(settings.kafka_config())
+    for future in admin.delete_topics(list(names)).values():
+        with contextlib.suppress(KafkaException):
+            future.result(timeout=30)
+
+
+def free_port(count: int = 1) -> int:
+    """A loopback port ``p`` with ``p .. p + count - 1`` all free right now."""
+    for _ in range(100):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            base: int = probe.getsockname()[1]
+        if base + count <= 65535 and all(port_is_free(base + i) for i in range(1, count)):
+            return base
+    raise AssertionError(f"no run of {count} free ports found")
+
+
+def port_is_free(port: int) -> bool:
+    """True when nothing is bound to the loopback ``port``."""
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def isolated_events(
+    count: int, *, seed: int, tag: str, users: int = 300, merchants: int = 100
+) -> list[dict[str, Any]]:
+    """``count`` live simulated transactions (event time now) as producers send them.
+
+    Every id that Redis could hold state for (user, card, device, merchant) is prefixed
+    with ``tag``, so allow/deny lists or merchant risks written by other tests on the
+    shared Redis cannot change these decisions; tx_ids are unique per call as well.
+    """
+    config = SimulatorConfig(users=users, merchants=merchants, seed=seed)
+    events = []
+    for event in itertools.islice(live_events(config), count):
+        payload = wire_payload(event)
+        payload["tx_id"] = f"{tag}-{payload['tx_id']}"
+        for field in ("user_id", "card_id", "device_id", "merchant_id"):
+            if field in payload:
+                payload[field] = f"{tag}-{payload[field]}"
+        events.append(payload)
+    return events
+
+
+def produce(settings: Settings, topic: str, records: Iterable[tuple[bytes | None, bytes]]) -> int:
+    """Send ``(key, value)`` records (acks=all, murmur2_random); all must be acknowledged."""
+    producer = RecordProducer(settings, topic)
+    sent = 0
+    for key, value in records:
+        producer.send(key, value)
+        sent += 1
+    undelivered = producer.flush(60)
+    stats = producer.stats
+    assert (undelivered, stats.failed, stats.delivered) == (0, 0, sent), stats.errors
+    return sent
+
+
+def keyed(events: Iterable[dict[str, Any]]) -> Iterator[tuple[bytes, bytes]]:
+    """Valid events as Kafka records keyed by user_id."""
+    for event in events:
+        yield event["user_id"].encode(), orjson.dumps(event)
+
+
+@dataclass(frozen=True)
+class Record:
+    """One consumed record."""
+
+    key: bytes | None
+    value: bytes
+    headers: dict[str, str]
+    partition: int
+    offset: int
+
+
+def _watermarks(consumer: Consumer, topic: str) -> dict[int, tuple[int, int]]:
+    partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+    return {
+        p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10, cached=False)
+        for p in partitions
+    }
+
+
+def topic_size(settings: Settings, topic: str) -> int:
+    """Records in ``topic`` (its topics are fresh, so the sum of the high watermarks)."""
+    consumer = Consumer(settings.kafka_config(**{"group.id": f"test-size-{uuid.uuid4().hex}"}))
+    try:
+        return sum(high for _low, high in _watermarks(consumer, topic).values())
+    finally:
+        consumer.close()
+
+
+def read_all(settings: Settings, topic: str, timeout_s: float = 60) -> list[Record]:
+    """Every record of ``topic`` up to its end offsets now, in partition/offset order."""
+    consumer = Consumer(
+        settings.kafka_config(
+            **{
+                "group.id": f"test-read-{uuid.uuid4().hex}",
+                "enable.auto.commit": False,
+                "enable.partition.eof": False,
+            }
+        )
+    )
+    try:
+        marks = _watermarks(consumer, topic)
+        remaining = {p: high for p, (low, high) in marks.items() if high > low}
+        consumer.assign([TopicPartition(topic, p, low) for p, (low, _high) in marks.items()])
+        records: list[Record] = []
+        deadline = time.monotonic() + timeout_s
+        while remaining:
+            assert time.monotonic() < deadline, f"reading {topic}: {remaining} not reached"
+            for message in consumer.consume(1000, 0.5):
+                error = message.error()
+                assert error is None, f"reading {topic}: {error}"
+                partition, offset = message.partition(), message.offset()
+                if partition not in remaining or offset >= remaining[partition]:
+                    continue
+                records.append(
+                    Record(
+                        key=message.key(),
+                        value=message.value(),
+                        headers={k: (v or b"").decode() for k, v in message.headers() or []},
+                        partition=partition,
+                        offset=offset,
+                    )
+                )
+                if offset + 1 >= remaining[partition]:
+                    del remaining[partition]
+        records.sort(key=lambda r: (r.partition, r.offset))
+        return records
+    finally:
+        consumer.close()
+
+
+class Scorer:
+    """``fraudstream score`` as a child process group, pointed at ``topics`` through FRAUD_*.
+
+    Use as a context manager: leaving it stops the scorer (SIGINT, then SIGKILL of the
+    whole group after ``stop_timeout_s``), also when the test failed. Its output goes to
+    ``log_path``; :meth:`log_tail` shows the end of it in failure messages.
+    """
+
+    def __init__(
+        self,
+        topics: ScoreTopics,
+        log_path: Path,
+        *,
+        model_dir: Path,
+        processes: int = 1,
+        workers: int = 1,
+        recovery_dir: Path | None = None,
+        env: dict[str, str] | None = None,
+        stop_timeout_s: float = 30,
+    ) -> None:
+        self.topics = topics
+        self.log_path = log_path
+        self.processes = processes
+        self.stop_timeout_s = stop_timeout_s
+        self.metrics_port = free_port(processes)
+        self.env = {
+            **os.environ,
+            "FRAUD_TOPIC_TRANSACTIONS": topics.transactions,
+            "FRAUD_TOPIC_DECISIONS": topics.decisions,
+            "FRAUD_TOPIC_DLQ": topics.dlq,
+            "FRAUD_MODEL_DIR": str(model_dir),
+            "FRAUD_METRICS_PORT": str(self.metrics_port),
+            "FRAUD_SNAPSHOT_INTERVAL_S": "1",
+            # A busy 2-core test machine must not turn into degraded decisions: the tests
+            # compare scores, so the model and Redis get generous time budgets.
+            "FRAUD_MODEL_BUDGET_MS": "10000",
+            "FRAUD_REDIS_TIMEOUT_MS": "2000",
+            **(env or {}),
+        }
+        self.args = [
+            FRAUDSTREAM, "score", "--processes", str(processes), "--workers", str(workers),
+        ]  # fmt: skip
+        if recovery_dir is not None:
+            self.args += ["--recovery-dir", str(recovery_dir)]
+        self._process: subprocess.Popen[bytes] | None = None
+        self.returncode: int | None = None
+
+    def __enter__(self) -> Scorer:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        _type: type[BaseException] | None,
+        _value: BaseException | None,
+        _traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        """Start the scorer; a stopped or killed one can be started again (same settings)."""
+        assert self._process is None or self._process.poll() is not None, "already running"
+        with self.log_path.open("ab") as log:
+            log.write(f"\n=== start {' '.join(self.args[1:])}\n".encode())
+            self._process = subprocess.Popen(
+                self.args,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # its own group: kill -9 reaches every child
+            )
+        self.returncode = None
+
+    @property
+    def running(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    def stop(self) -> int | None:
+        """Ctrl-C, then ``kill -9`` of the group if it has not exited in time."""
+        process = self._process
+        if process is None:
+            return self.returncode
+        if process.poll() is None:
+            process.send_signal(signal.SIGINT)
+            try:
+                process.wait(self.stop_timeout_s)
+            except subprocess.TimeoutExpired:
+                self._kill_group(process)
+        self._reap(process)
+        return self.returncode
+
+    def kill(self) -> None:
+        """``kill -9`` of the scorer and all its children, with no chance to clean up."""
+        if self._process is not None:
+            self._kill_group(self._process)
+            self._reap(self._process)
+
+    @staticmethod
+    def _kill_group(process: subprocess.Popen[bytes]) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+
+    def _reap(self, process: subprocess.Popen[bytes]) -> None:
+        self.returncode = process.wait(self.stop_timeout_s)
+        # Children of a multi-process run may outlive a killed supervisor: end the group.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        self._process = None
+
+    def log_tail(self, lines: int = 40) -> str:
+        """The end of the scorer's output, for failure messages."""
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError:
+            return "(no scorer log)"
+        return f"--- scorer log ({self.log_path}) ---\n" + "\n".join(text.splitlines()[-lines:])
+
+    def assert_running(self) -> None:
+        """Fail at once (with its log) if the scorer died instead of waiting out a timeout."""
+        assert self.running, f"scorer exited with {self._process and self._process.poll()}\n" + (
+            self.log_tail()
+        )
