@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 import orjson
 from pydantic import ValidationError
 
-from schemas._pan import redact_pans, redact_pans_bytes
+from schemas._pan import data_holds_pan, redact_pans
 from schemas.exceptions import PanDetectedError, SchemaValidationError
 from schemas.messages import Message, Transaction
 
@@ -75,7 +75,7 @@ def decode(raw: bytes, model: type[M]) -> M:
         return model.model_validate(data)
     except ValidationError as exc:
         reason, message = validation_message(exc)
-        if reason != "pan_detected" and redact_pans_bytes(raw) != raw:
+        if reason != "pan_detected" and data_holds_pan(data):
             # e.g. a card number smuggled in an unknown field: name it for what it is.
             reason, message = "pan_detected", f"{message}; the message holds a card number"
         error_type = PanDetectedError if reason == "pan_detected" else SchemaValidationError

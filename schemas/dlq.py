@@ -1,8 +1,8 @@
 """The dead-letter envelope: the original record plus headers that say what went wrong.
 
-The value is the original bytes, except that any card number in them is redacted: no PAN
-is ever stored in the DLQ. Headers are plain strings so that any Kafka client can read
-them.
+The value is the original bytes, except that a record holding a card number is stored with
+the number redacted (field by field when it is JSON): no PAN is ever stored in the DLQ.
+Headers are plain strings so that any Kafka client can read them.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 
 from pydantic import BaseModel, ConfigDict
 
-from schemas._pan import redact_pans, redact_pans_bytes
+from schemas._pan import redact_pans, redact_pans_bytes, redact_record_bytes
 from schemas._types import format_timestamp
 from schemas.exceptions import RecordError
 
@@ -62,7 +62,7 @@ class DlqRecord(BaseModel):
         reason = error.reason if isinstance(error, RecordError) else "internal_error"
         return cls(
             key=None if key is None else redact_pans_bytes(key),
-            value=redact_pans_bytes(value),
+            value=redact_record_bytes(value),
             error_class=type(error).__name__,
             error_reason=reason,
             error_message=redact_pans(str(error))[:1000],

@@ -137,7 +137,8 @@ class RedisStore:
             return self._last_cause
         pipe = self._client.pipeline(transaction=False)
         for tx_id, payload in decisions:
-            pipe.set(keys.decision(tx_id), payload, ex=self._decision_ttl_s)
+            # NX: a repeat (after the dedupe horizon, or replayed) never replaces the first.
+            pipe.set(keys.decision(tx_id), payload, ex=self._decision_ttl_s, nx=True)
         try:
             pipe.execute()
         except (RedisError, OSError) as exc:

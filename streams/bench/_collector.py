@@ -64,6 +64,7 @@ class Collector:
                     "enable.auto.commit": False,
                     "enable.partition.eof": False,
                     "fetch.wait.max.ms": 5,
+                    "log_level": 4,
                 }
             )
         )

@@ -39,6 +39,8 @@ Progress = Callable[[str], None]
 _PROBE_EVERY_S = 0.25
 _PROBE_TIMEOUT_S = 120.0
 _TOPIC_TIMEOUT_S = 30.0
+#: librdkafka's informational lines (e.g. purged queues at close) would litter the table.
+_QUIET = {"log_level": 4}
 
 
 def _quiet(_message: str) -> None:
@@ -112,7 +114,7 @@ def _fresh_topics(
 
     run = uuid.uuid4().hex[:12]
     names = {role: f"bench-{run}-{role}" for role in ("transactions", "decisions", "dlq")}
-    admin = AdminClient(settings.kafka_config())
+    admin = AdminClient(settings.kafka_config(**_QUIET))
     futures = admin.create_topics(
         [
             NewTopic(
@@ -157,7 +159,7 @@ def _probe_until_decided(settings: Settings, topic: str, collector: Collector) -
 
     prefix = f"bench-probe-{uuid.uuid4().hex[:12]}-"
     collector.expect_probes(prefix)
-    producer = Producer(settings.producer_config())
+    producer = Producer(settings.producer_config(**_QUIET))
     deadline = time.monotonic() + _PROBE_TIMEOUT_S
     sent = 0
     while collector.probes_decided == 0:
@@ -255,7 +257,7 @@ def run_bench(
         generator = start_generator(plan)
         stack.callback(generator.stop)
         sampler = ResourceSampler()
-        sampler.watch("scorer", scorer.pid)
+        sampler.watch("scorer", scorer.pid, children=True)
         for name, pid in server_pids.items():
             sampler.watch(name, pid)
         sampler.watch("generator", generator.pid)

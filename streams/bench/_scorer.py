@@ -181,6 +181,7 @@ def start_scorer(settings: Settings, topics: dict[str, str], log_path: Path) -> 
 @dataclass
 class _Usage:
     process: Any
+    children: bool
     cpu_start: float = 0.0
     cpu_end: float = 0.0
     rss: int = 0
@@ -197,22 +198,28 @@ class ResourceSampler:
     _system_busy: list[float] = field(default_factory=list)
     _last_sample: float = 0.0
 
-    def watch(self, name: str, pid: int | None) -> None:
-        """Add a process; unknown or vanished pids are skipped, not errors."""
+    def watch(self, name: str, pid: int | None, *, children: bool = False) -> None:
+        """Add a process (and its children); unknown or vanished pids are skipped.
+
+        Only the scorer wants ``children`` (a multi-process scorer is a supervisor with
+        one child per process); the bench's own children are the scorer and the
+        generator, which are watched on their own and must not be counted twice.
+        """
         if pid is None:
             return
         with contextlib.suppress(psutil.Error):
-            self._usage[name] = _Usage(psutil.Process(pid))
+            self._usage[name] = _Usage(psutil.Process(pid), children)
 
     @staticmethod
-    def _tree(process: Any) -> list[Any]:
-        with contextlib.suppress(psutil.Error):
-            return [process, *process.children(recursive=True)]
-        return [process]
+    def _tree(usage: _Usage) -> list[Any]:
+        if usage.children:
+            with contextlib.suppress(psutil.Error):
+                return [usage.process, *usage.process.children(recursive=True)]
+        return [usage.process]
 
     def _cpu(self, usage: _Usage) -> float:
         total = 0.0
-        for process in self._tree(usage.process):
+        for process in self._tree(usage):
             with contextlib.suppress(psutil.Error):
                 times = process.cpu_times()
                 total += times.user + times.system
@@ -245,7 +252,7 @@ class ResourceSampler:
         self._last_sample = now
         for usage in self._usage.values():
             rss = 0
-            for process in self._tree(usage.process):
+            for process in self._tree(usage):
                 with contextlib.suppress(psutil.Error):
                     rss += process.memory_info().rss
             if rss:

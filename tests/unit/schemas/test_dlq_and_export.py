@@ -1,8 +1,9 @@
 import json
 
+import orjson
 import pytest
 
-from schemas import DlqRecord, SchemaValidationError, decode_transaction
+from schemas import REDACTED, DlqRecord, SchemaValidationError, decode_transaction
 from schemas.export import JSON_DIR, MESSAGES, render
 
 VISA = "4111111111111111"
@@ -22,7 +23,7 @@ def test_dlq_record_keeps_original_bytes_but_no_card_number():
         offset=42,
     )
     assert VISA.encode() not in record.value
-    assert record.value.startswith(b'{"tx_id": "t1"')
+    assert orjson.loads(record.value) == {"tx_id": "t1", "user_id": REDACTED}
     headers = dict(record.kafka_headers())
     assert headers["error_reason"] == b"pan_detected"
     assert headers["stage"] == b"decode"
@@ -52,3 +53,44 @@ def test_exported_json_schema_files_match_the_code(model):
     assert path.exists(), "run `python -m schemas.export`"
     assert path.read_text() == render(model), "stale schema: run `python -m schemas.export`"
     assert set(json.loads(path.read_text())["properties"]) == set(model.model_fields)
+
+
+def _luhn_valid_epoch_ms() -> int:
+    from schemas import contains_pan
+
+    return next(ms for ms in range(1_767_225_600_000, 1_767_225_600_100) if contains_pan(str(ms)))
+
+
+def test_an_epoch_ms_timestamp_is_not_a_card_number():
+    epoch = _luhn_valid_epoch_ms()
+    raw = (
+        b'{"tx_id": "t1", "user_id": "u1", "merchant_id": "m1", "amount": 1.5, "event_time": '
+        + str(epoch).encode()
+        + b"}"
+    )
+    with pytest.raises(SchemaValidationError) as caught:
+        decode_transaction(raw)
+    assert caught.value.reason == "schema"
+    record = DlqRecord.from_error(
+        caught.value, key=b"u1", value=raw, stage="decode", topic="t", partition=0, offset=0
+    )
+    assert record.value == raw  # untouched: nothing to redact
+
+
+def test_a_card_number_sent_as_a_json_number_is_redacted_field_by_field():
+    epoch = _luhn_valid_epoch_ms()
+    raw = (
+        b'{"tx_id": "t1", "pan": '
+        + VISA.encode()
+        + b', "event_time": '
+        + str(epoch).encode()
+        + b"}"
+    )
+    with pytest.raises(SchemaValidationError) as caught:
+        decode_transaction(raw)
+    assert caught.value.reason == "pan_detected"
+    record = DlqRecord.from_error(
+        caught.value, key=None, value=raw, stage="decode", topic="t", partition=0, offset=0
+    )
+    assert VISA.encode() not in record.value
+    assert str(epoch).encode() in record.value

@@ -49,13 +49,14 @@ DENSE_GAPS = st.one_of(st.just(0), st.integers(1, 5 * MINUTE), st.sampled_from([
 @st.composite
 def events_in_time_order(
     draw: st.DrawFn,
+    min_size: int = 1,
     max_size: int = 45,
     users: int = 2,
     merchants: int = 3,
     gaps: st.SearchStrategy[int] = _GAPS,
 ) -> list[VelocityEvent]:
     """Events sorted by time, with unique tx ids."""
-    size = draw(st.integers(1, max_size))
+    size = draw(st.integers(min_size, max_size))
     t = START + draw(st.integers(0, DAY))
     events = []
     for k in range(size):

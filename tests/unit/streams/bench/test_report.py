@@ -1,0 +1,168 @@
+"""The benchmark's maths: nearest-rank percentiles, warm-up, counts, rates, the table."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from rich.console import Console
+
+from streams.bench._report import Observations, percentiles, render_table, summarise, warmup_for
+
+MS = 1_000_000
+START_NS = 1_800_000_000_000_000_000
+
+
+def observations(
+    *,
+    rate: float = 100.0,
+    duration_s: float = 10.0,
+    warmup_s: float = 2.0,
+    latency_ms: int = 5,
+    skip: frozenset[int] = frozenset(),
+    repeat: frozenset[int] = frozenset(),
+    dlq: frozenset[int] = frozenset(),
+    causes: dict[int, str] | None = None,
+) -> Observations:
+    """Transactions sent exactly on schedule, each decided ``latency_ms`` later."""
+    events = round(rate * duration_s)
+    sent_ns = START_NS + np.arange(1, events + 1, dtype=np.int64) * int(1e9 / rate)
+    decided = [i for i in range(events) if i not in skip and i not in dlq]
+    index = decided + sorted(repeat)
+    stamp_ms = [int(sent_ns[i] // MS) + latency_ms for i in index]
+    received = [int(sent_ns[i]) + latency_ms * MS + 2_500_000 for i in index]
+    cause = [(causes or {}).get(i, "") for i in index]
+    return Observations(
+        rate=rate,
+        duration_s=duration_s,
+        warmup_s=warmup_s,
+        start_ns=START_NS,
+        sent_ns=sent_ns,
+        decision_index=np.asarray(index, dtype=np.int64),
+        decision_ms=np.asarray(stamp_ms, dtype=np.int64),
+        received_ns=np.asarray(received, dtype=np.int64),
+        decision_cause=np.asarray(cause, dtype=np.str_),
+        dlq_index=np.asarray(sorted(dlq), dtype=np.int64),
+        delivered=events,
+    )
+
+
+def test_percentiles_are_nearest_rank_values_that_occurred():
+    summary = percentiles(np.arange(1, 101, dtype=np.int64))
+    assert summary == {"p50": 50.0, "p95": 95.0, "p99": 99.0, "p999": 100.0, "max": 100.0}
+
+
+def test_tail_percentiles_of_a_skewed_sample_are_not_interpolated():
+    values = np.array([1.0] * 990 + [500.0] * 10)
+    summary = percentiles(values)
+    assert summary["p99"] == 1.0  # the 990th of 1000 values
+    assert summary["p999"] == 500.0
+    assert summary["max"] == 500.0
+
+
+def test_percentiles_of_nothing_are_none_not_zero():
+    assert percentiles(np.array([], dtype=np.int64)) == {
+        "p50": None, "p95": None, "p99": None, "p999": None, "max": None,
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("duration", "requested", "expected"),
+    [(20.0, None, 2.0), (100.0, None, 10.0), (5.0, None, 2.0), (3.0, None, 1.5), (20.0, 7.0, 7.0),
+     (20.0, 50.0, 20.0), (20.0, -1.0, 0.0)],
+)  # fmt: skip
+def test_warmup_is_ten_percent_at_least_two_seconds_at_most_half(duration, requested, expected):
+    assert warmup_for(duration, requested) == pytest.approx(expected)
+
+
+def test_latency_is_decision_stamp_minus_send_stamp_in_ms():
+    result = summarise(observations(latency_ms=5))
+    assert result["latency_ms"] == {"p50": 5.0, "p95": 5.0, "p99": 5.0, "p999": 5.0, "max": 5.0}
+    assert result["e2e_us"]["p50"] == pytest.approx(7_500.0)
+
+
+def test_the_send_stamp_is_truncated_to_the_ms_like_a_kafka_create_time():
+    obs = observations(rate=1.0, duration_s=1.0, warmup_s=0.0)
+    obs.sent_ns[0] = 1_000 * MS + 999_999  # CreateTime 1000 ms
+    obs.decision_ms[0] = 1_001
+    assert summarise(obs)["latency_ms"]["max"] == 1.0
+
+
+def test_warm_up_transactions_are_left_out_of_the_latency_figures():
+    obs = observations(rate=100.0, duration_s=10.0, warmup_s=2.0, latency_ms=5)
+    obs.decision_ms[:200] += 1_000  # the first 2 s are slow: start-up
+    result = summarise(obs)
+    assert result["latency_ms"]["max"] == 5.0
+    assert result["measured_events"] == 800
+    assert result["measured_decisions"] == 800
+    assert result["events"] == result["decisions"] == 1000
+
+
+def test_missing_repeated_and_dead_lettered_transactions_are_counted_once():
+    result = summarise(
+        observations(skip=frozenset({10, 500}), repeat=frozenset({3, 700}), dlq=frozenset({600}))
+    )
+    assert result["events"] == 1000
+    assert result["decisions"] == 997
+    assert result["duplicates"] == 2
+    assert result["dlq"] == 1
+    assert result["missing"] == 2
+
+
+def test_throughput_of_a_scorer_that_keeps_up_is_the_offered_rate():
+    result = summarise(observations(rate=100.0))
+    assert result["throughput_eps"] == pytest.approx(100.0, rel=0.01)
+    assert result["generator"]["send_rate_eps"] == pytest.approx(100.0, rel=0.01)
+
+
+def test_throughput_of_a_scorer_that_falls_behind_is_its_capacity():
+    obs = observations(rate=100.0, duration_s=10.0, warmup_s=0.0)
+    # decisions leave at 50/s however fast transactions arrive
+    obs.decision_ms[:] = START_NS // MS + np.arange(1000) * 20
+    assert summarise(obs)["throughput_eps"] == pytest.approx(50.0, rel=0.01)
+
+
+def test_degraded_decisions_are_counted_by_cause_once_per_transaction():
+    causes = {1: "no_model", 2: "no_model", 3: "redis_timeout"}
+    result = summarise(observations(repeat=frozenset({1}), causes=causes))
+    assert result["degraded"] == 3
+    assert result["degraded_causes"] == {"no_model": 2, "redis_timeout": 1}
+
+
+def test_a_generator_behind_its_schedule_is_reported_and_counted_from_the_schedule():
+    obs = observations(latency_ms=5)
+    obs.sent_ns[400] += 50 * MS  # sent 50 ms late, decided 5 ms after it was sent
+    obs.decision_ms[400] += 50
+    result = summarise(obs)
+    behind = result["generator"]["behind_schedule_ms"]
+    assert behind["max"] == pytest.approx(50.0)
+    assert behind["p50"] == pytest.approx(0.0)
+    assert result["latency_ms"]["max"] == 5.0
+    assert result["latency_from_schedule_ms"]["max"] == pytest.approx(55.0, abs=1.0)
+    assert result["latency_from_schedule_ms"]["p50"] == pytest.approx(5.0, abs=1.0)
+
+
+def test_a_run_without_any_decision_still_summarises():
+    obs = observations(skip=frozenset(range(1000)))
+    result = summarise(obs)
+    assert result["decisions"] == 0
+    assert result["missing"] == 1000
+    assert result["throughput_eps"] == 0.0
+    assert result["latency_ms"]["p50"] is None
+    assert not math.isnan(result["generator"]["send_rate_eps"])
+
+
+def test_the_table_shows_the_headline_figures():
+    result = summarise(observations(latency_ms=7)) | {
+        "machine": {"cores": 2, "cpu": "Test CPU"},
+        "scorer": {"rss_mib": 210.5, "rss_peak_mib": 220.0, "cpu_percent": 40.0},
+        "busy_cores": {"machine": 1.5, "other": 0.25},
+    }
+    console = Console(record=True, width=120)
+    console.print(render_table(result))
+    text = console.export_text()
+    assert "7 / 7" in text  # p50 / p95
+    assert "1,000 / 1,000 / 0" in text
+    assert "210.5 / 220.0" in text
+    assert "Test CPU" in text
