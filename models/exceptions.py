@@ -9,10 +9,12 @@ from __future__ import annotations
 from schemas.exceptions import FraudstreamError
 
 __all__ = [
+    "EvaluationError",
     "ManifestError",
     "ModelFormatError",
     "ModelIntegrityError",
     "ModelsError",
+    "RegistryError",
     "SimulatorError",
     "TrainingError",
 ]
@@ -58,3 +60,14 @@ class TrainingError(ModelsError):
 
     Raised before the manifest is written, so a failed run never publishes a model.
     """
+
+
+class RegistryError(ModelsError):
+    """The model registry refused an operation: unknown version, nothing to roll back to...
+
+    Aliases are left exactly as they were, so a refused promotion changes nothing.
+    """
+
+
+class EvaluationError(ModelsError):
+    """Scores, labels and keys given to a metric do not line up (length, NaN, empty)."""

@@ -3,8 +3,8 @@
 The scorer must never guess. The feature order, the member weights and the decision
 thresholds travel with the files they belong to, and every file is pinned by sha256, so a
 truncated copy or a tampered file is refused before ONNX Runtime ever parses it. The
-registry (a later issue) stores, promotes and rolls back these directories as they are;
-``parent_version`` links a retrain to the model it replaces.
+registry (:mod:`models.registry`) stores, promotes and rolls back these directories as they are;
+``parent_version`` links a retrain to the champion it was gated against.
 
 Every model file is ONNX and named by a plain file name inside the directory (no paths,
 so a manifest cannot point outside it); nothing here ever unpickles.
@@ -22,19 +22,28 @@ import hashlib
 import os
 import tempfile
 from collections.abc import Mapping
+from datetime import timedelta
 from pathlib import Path
 from typing import Literal, Self
 
 from pydantic import (
     AwareDatetime,
-    BaseModel,
-    ConfigDict,
     Field,
     ValidationError,
     field_validator,
     model_validator,
 )
 
+from models._manifest_sections import (
+    Distribution,
+    EvaluationMetrics,
+    GateRecord,
+    OperatingPoint,
+    ReferenceDistributions,
+    ScoreMetrics,
+    TimeWindow,
+)
+from models._manifest_sections import Strict as _Strict
 from models.exceptions import ManifestError, ModelIntegrityError
 
 __all__ = [
@@ -45,9 +54,14 @@ __all__ = [
     "MEMBER_INPUT",
     "MEMBER_OUTPUT",
     "PLAIN_NAME",
+    "Distribution",
+    "EvaluationMetrics",
     "ExplainerEntry",
+    "GateRecord",
     "Manifest",
     "MemberEntry",
+    "OperatingPoint",
+    "ReferenceDistributions",
     "ScoreMetrics",
     "Thresholds",
     "TimeWindow",
@@ -61,7 +75,9 @@ __all__ = [
 
 MANIFEST_FILENAME = "manifest.json"
 #: Bumped on any change an older reader could misread; readers refuse newer formats.
-FORMAT_VERSION = 1
+#: 2 added the optional ``training_cutoff``, ``label_delay``, ``reference``, ``gate`` and
+#: evaluation metrics; a format-1 manifest loads with them unset.
+FORMAT_VERSION = 2
 MEMBER_INPUT = "features"
 MEMBER_OUTPUT = "fraud_probability"
 EXPLAINER_CONTRIBUTIONS = "contributions"
@@ -70,10 +86,6 @@ EXPLAINER_STANDARDIZED = "standardized"
 #: File names and versions: one path segment, safe as a directory name, never hidden.
 PLAIN_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
 _SHA256 = r"^[0-9a-f]{64}$"
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 
 
 class MemberEntry(_Strict):
@@ -118,30 +130,10 @@ class Thresholds(_Strict):
         return self
 
 
-class ScoreMetrics(_Strict):
-    """Ranking quality on the validation split; ``None`` when it has only one class."""
-
-    auc: float | None = Field(default=None, ge=0.0, le=1.0)
-    ap: float | None = Field(default=None, ge=0.0, le=1.0)
-
-
-class ValidationMetrics(ScoreMetrics):
+class ValidationMetrics(EvaluationMetrics):
     """The ensemble's metrics plus each member's, to see what every member adds."""
 
     members: dict[str, ScoreMetrics] = Field(default_factory=dict)
-
-
-class TimeWindow(_Strict):
-    """Event-time span of a data split (inclusive), to spot a model trained on stale data."""
-
-    from_: AwareDatetime = Field(alias="from")
-    to: AwareDatetime
-
-    @model_validator(mode="after")
-    def _ordered(self) -> Self:
-        if self.from_ > self.to:
-            raise ValueError(f"window starts ({self.from_}) after it ends ({self.to})")
-        return self
 
 
 class Manifest(_Strict):
@@ -164,6 +156,12 @@ class Manifest(_Strict):
     parent_version: str | None = None
     code_revision: str
     explainer: ExplainerEntry | None = None
+    #: Point-in-time training: nothing after ``training_cutoff`` was replayed, and a
+    #: label was used only if ``event_time + label_delay <= training_cutoff``.
+    training_cutoff: AwareDatetime | None = None
+    label_delay: timedelta | None = Field(default=None, ge=timedelta(0))
+    reference: ReferenceDistributions | None = None
+    gate: GateRecord | None = None
 
     @field_validator("format_version")
     @classmethod

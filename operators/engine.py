@@ -8,6 +8,14 @@ the decision policy, and build the wire form of each decision.
 Degraded, not down: when the model is missing, fails, or overruns its time budget the
 batch is decided by the rules alone; when enrichment is missing the batch goes on without
 it. Either way each decision says ``degraded`` and why.
+
+Champion and challenger: the champion decides. A challenger, when the model source has
+one, scores every batch in shadow (its scores go to each decision's ``shadow_scores`` as
+``challenger`` and ``challenger:<member>``) and, with ``challenger_share > 0``, decides
+that share of users (see :mod:`operators._shadow`); those decisions carry the
+challenger's version and score, and the champion's scores as ``champion`` shadow scores.
+A challenger failure is reported in :attr:`BatchOutcome.shadow_error`, never degrades a
+decision: its A/B rows are then decided by the champion.
 """
 
 from __future__ import annotations
@@ -24,10 +32,18 @@ from typing import Any, Protocol
 import numpy as np
 from numpy.typing import NDArray
 
+from operators._shadow import (
+    RowSources,
+    ShadowResult,
+    ShadowScorer,
+    challenger_rows,
+    merge_verdicts,
+    role_columns,
+)
 from operators.enrichment import Enrichment
-from operators.exceptions import OperatorError, ScoringError
+from operators.exceptions import OperatorError, PolicyError, ScoringError
 from operators.features import FEATURE_NAMES
-from operators.policy import Thresholds, decide_batch
+from operators.policy import BatchDecisions, Thresholds, decide_batch
 from operators.rules import RuleHits, RuleSet
 from operators.scoring import EnsembleScorer, ScoreBatch
 from schemas import Transaction
@@ -43,10 +59,17 @@ DEFAULT_THRESHOLDS = Thresholds(block=0.9, review=0.5)
 
 
 class ModelSource(Protocol):
-    """Where the engine gets the model for a batch: swapped between batches, never during."""
+    """Where the engine gets the models for a batch: swapped between batches, never during.
+
+    The engine asks once per batch, so a batch never sees two versions of a role. A source
+    without ``challenger`` (written before challengers existed) simply has none.
+    """
 
     def current(self) -> EnsembleScorer | None:
-        """The model to score this batch with, or None when there is none (rules only)."""
+        """The champion to decide this batch with, or None when there is none (rules only)."""
+
+    def challenger(self) -> EnsembleScorer | None:
+        """The model on trial (shadow scores, A/B share), or None."""
 
 
 class RuleSource(Protocol):
@@ -83,6 +106,10 @@ class BatchOutcome:
     degraded_causes: list[str | None]
     member_scores: dict[str, NDArray[np.float32]] = field(default_factory=dict)
     scores: NDArray[np.float64] | None = None
+    shadow_scores: dict[str, NDArray[np.float64]] = field(default_factory=dict)
+    shadow_error: str | None = None
+    shadow_error_detail: str | None = None
+    challenger_decided: int = 0
 
 
 def _feature_matrix(items: Sequence[FeaturedTx], risk: NDArray[np.float64]) -> NDArray[np.float64]:
@@ -115,13 +142,21 @@ class DecisionEngine:
         model_budget_s: float = 0.025,
         top_k: int = 3,
         clock: Callable[[], float] = time.time,
+        challenger_share: float = 0.0,
     ) -> None:
+        if not 0.0 <= challenger_share <= 1.0:
+            raise PolicyError(f"challenger_share must be within [0, 1], got {challenger_share}")
         self._rules = rules
         self._models = models
+        self._challenger_of: Callable[[], EnsembleScorer | None] = getattr(
+            models, "challenger", _no_model
+        )
         self._budget_s = model_budget_s
         self._top_k = top_k
         self._clock = clock
+        self._share = challenger_share
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="onnx")
+        self._shadow = ShadowScorer()
 
     def _score(
         self, model: EnsembleScorer | None, matrix: NDArray[np.float64]
@@ -148,35 +183,36 @@ class DecisionEngine:
         stages["rules"] = time.perf_counter() - started
 
         started = time.perf_counter()
-        model = self._models.current()
-        scored, model_cause = self._score(model, matrix)
+        champion = self._models.current()
+        challenger = self._challenger_of()
+        if (
+            challenger is not None
+            and champion is not None
+            and challenger.version == champion.version
+        ):
+            challenger = None  # one model in both roles (just promoted): nothing to compare
+        pending = self._shadow.start(challenger, matrix)
+        scored, model_cause = self._score(champion, matrix)
+        shadow = self._shadow.finish(pending, self._budget_s - (time.perf_counter() - started))
         stages["model"] = time.perf_counter() - started
 
         started = time.perf_counter()
-        scores = scored.scores if scored is not None else np.full(len(items), np.nan)
-        thresholds = DEFAULT_THRESHOLDS
-        if model is not None:
-            thresholds = Thresholds(block=model.thresholds.block, review=model.thresholds.review)
-        verdicts = decide_batch(scores, hits, enrichment.allow, enrichment.deny, thresholds)
-        explained = self._explain(model, scored, matrix, verdicts.codes)
-        if explained is not None:
-            verdicts = decide_batch(
-                scores, hits, enrichment.allow, enrichment.deny, thresholds, explained
-            )
+        ab_rows = self._ab_rows(items, challenger, shadow)
+        verdicts = self._verdicts(champion, scored, matrix, hits, enrichment)
+        if ab_rows is not None:
+            on_trial = self._verdicts(challenger, shadow.scored, matrix, hits, enrichment, ab_rows)
+            verdicts = merge_verdicts(verdicts, on_trial, ab_rows)
         stages["policy"] = time.perf_counter() - started
 
         started = time.perf_counter()
-        causes = [c for c in (model_cause, enrichment.degraded_cause) if c is not None]
-        cause = "+".join(causes) if causes else None
+        rows = RowSources.of(len(items), scored, model_cause, shadow, ab_rows, enrichment)
         decided_ms = self._clock() * 1000.0
         per_row = hits.per_row()
-        members = scored.member_scores if scored is not None else {}
-        member_lists = {name: values.tolist() for name, values in members.items()}
-        score_list = scores.tolist()
         decisions = []
         for row, item in enumerate(items):
             kind, reasons = verdicts[row]
-            score = score_list[row]
+            score = rows.scores[row]
+            cause = rows.causes[row]
             decisions.append(
                 {
                     "schema_version": 1,
@@ -184,9 +220,9 @@ class DecisionEngine:
                     "user_id": item.tx.user_id,
                     "decision": kind,
                     "score": None if math.isnan(score) else score,
-                    "member_scores": {name: v[row] for name, v in member_lists.items()},
-                    "shadow_scores": {},
-                    "model_version": None if scored is None else scored.model_version,
+                    "member_scores": rows.members[row],
+                    "shadow_scores": rows.shadow[row],
+                    "model_version": rows.versions[row],
                     "rules_fired": [
                         {
                             "schema_version": 1,
@@ -215,10 +251,44 @@ class DecisionEngine:
             codes=verdicts.codes,
             rule_counts=hits.counts(),
             stage_seconds=stages,
-            degraded_causes=[cause] * len(items),
-            member_scores=dict(members),
-            scores=scores,
+            degraded_causes=rows.causes,
+            member_scores=dict(scored.member_scores) if scored is not None else {},
+            scores=rows.score_array,
+            shadow_scores=role_columns("challenger", shadow.scored),
+            shadow_error=shadow.error,
+            shadow_error_detail=shadow.detail,
+            challenger_decided=0 if ab_rows is None else int(ab_rows.sum()),
         )
+
+    def _ab_rows(
+        self, items: Sequence[FeaturedTx], challenger: EnsembleScorer | None, shadow: ShadowResult
+    ) -> NDArray[np.bool_] | None:
+        """Rows the challenger decides; None when it decides none (the usual case)."""
+        if self._share <= 0.0 or challenger is None or shadow.scored is None:
+            return None
+        rows = challenger_rows([item.tx.user_id for item in items], self._share, challenger.version)
+        return rows if rows.any() else None
+
+    def _verdicts(
+        self,
+        model: EnsembleScorer | None,
+        scored: ScoreBatch | None,
+        matrix: NDArray[np.float64],
+        hits: RuleHits,
+        enrichment: Enrichment,
+        only: NDArray[np.bool_] | None = None,
+    ) -> BatchDecisions:
+        """The policy applied to one model's scores, explained where they flag a row."""
+        scores = scored.scores if scored is not None else np.full(matrix.shape[0], np.nan)
+        thresholds = DEFAULT_THRESHOLDS
+        if model is not None:
+            thresholds = Thresholds(block=model.thresholds.block, review=model.thresholds.review)
+        verdicts = decide_batch(scores, hits, enrichment.allow, enrichment.deny, thresholds)
+        flagged = verdicts.codes if only is None else np.where(only, verdicts.codes, 0)
+        explained = self._explain(model, scored, matrix, flagged)
+        if explained is None:
+            return verdicts
+        return decide_batch(scores, hits, enrichment.allow, enrichment.deny, thresholds, explained)
 
     def _explain(
         self,
@@ -243,8 +313,13 @@ class DecisionEngine:
         return explained
 
     def close(self) -> None:
-        """Stop the scoring thread."""
+        """Stop the scoring threads."""
         self._executor.shutdown(wait=False, cancel_futures=True)
+        self._shadow.close()
+
+
+def _no_model() -> EnsembleScorer | None:
+    return None
 
 
 def _format_ms(epoch_ms: float) -> str:

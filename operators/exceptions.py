@@ -61,3 +61,7 @@ class FeatureInputError(OperatorError):
     lateness: wiring or data bugs to fix at the source. Missing *optional* fields
     (country, coordinates) are never an error; their features are NaN.
     """
+
+
+class RecoveryStateError(OperatorError):
+    """A recovery snapshot cannot be restored by this version of the code."""

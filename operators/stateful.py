@@ -14,10 +14,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import orjson
 from bytewax.operators import StatefulBatchLogic
 from typing_extensions import override
 
 from operators.engine import FeaturedTx
+from operators.exceptions import RecoveryStateError
 from operators.velocity import MerchantVelocity, RecentIds, UserVelocity, VelocityEvent
 from operators.velocity._constants import DAY_MS
 
@@ -84,13 +86,24 @@ class UserLogic(StatefulBatchLogic[FeaturedTx, FeaturedTx, bytes]):
         return pickle.dumps(self.state, protocol=pickle.HIGHEST_PROTOCOL)
 
 
+def _restore(snapshot: bytes, step: str) -> Any:
+    """Unpickle a snapshot this code wrote; refuse one from an incompatible version clearly."""
+    try:
+        return pickle.loads(snapshot)  # noqa: S301 - our own snapshot, never external input
+    except Exception as exc:
+        raise RecoveryStateError(
+            f"step {step!r}: the recovery snapshot was written by an incompatible version "
+            f"of fraudstream ({type(exc).__name__}: {exc}); start with a fresh --recovery-dir"
+        ) from exc
+
+
 def build_user(lateness_ms: int) -> Any:
     """The builder ``stateful_batch`` calls with a resume snapshot or None."""
 
     def builder(resume: bytes | None) -> UserLogic:
         if resume is None:
             return UserLogic(UserState(UserVelocity(lateness_ms)), lateness_ms)
-        return UserLogic(pickle.loads(resume), lateness_ms)  # noqa: S301 - own snapshot
+        return UserLogic(_restore(resume, "user_velocity"), lateness_ms)
 
     return builder
 
@@ -131,7 +144,7 @@ def build_merchant(lateness_ms: int) -> Any:
     def builder(resume: bytes | None) -> MerchantLogic:
         if resume is None:
             return MerchantLogic(MerchantVelocity(lateness_ms))
-        return MerchantLogic(pickle.loads(resume))  # noqa: S301 - own snapshot
+        return MerchantLogic(_restore(resume, "merchant_velocity"))
 
     return builder
 
@@ -181,6 +194,10 @@ class DedupeLogic(StatefulBatchLogic[DecidedTx, DecidedTx, bytes]):
             if known is not None:
                 item.payload = known[1]
                 item.replayed = True
+                # Metrics count the re-emitted verdict, not the repeat's own fresh one.
+                original = orjson.loads(known[1])
+                item.decision = original["decision"]
+                item.degraded_cause = original["degraded_cause"]
                 continue
             first[item.tx_id] = (item.event_ms, item.payload)
             state.newest_ms = max(state.newest_ms, item.event_ms)
@@ -209,7 +226,7 @@ def build_dedupe(horizon_ms: int) -> Any:
     """The builder ``stateful_batch`` calls with a resume snapshot or None."""
 
     def builder(resume: bytes | None) -> DedupeLogic:
-        state = DedupeState() if resume is None else pickle.loads(resume)  # noqa: S301
+        state = DedupeState() if resume is None else _restore(resume, "dedupe_decisions")
         return DedupeLogic(state, horizon_ms)
 
     return builder

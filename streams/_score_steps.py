@@ -16,12 +16,13 @@ import orjson
 import structlog
 from bytewax.connectors.kafka import KafkaError, KafkaSinkMessage, KafkaSourceMessage
 
-from operators.engine import DecisionEngine, FeaturedTx
+from operators.engine import BatchOutcome, DecisionEngine, FeaturedTx, ModelSource
 from operators.rules import DEFAULT_RULES_PATH, ReloadingRules
 from operators.stateful import DecidedTx
 from schemas import DlqRecord, RecordError, SchemaValidationError, decode_transaction
 from streams import metrics
-from streams.model_holder import ModelHolder
+from streams.model_holder import ModelHolder, ServingModels
+from streams.model_updates import ModelUpdateFollower
 from streams.redis_store import RedisStore
 from streams.settings import Settings
 
@@ -31,6 +32,8 @@ _log = structlog.get_logger("score")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MS = timedelta(milliseconds=1)
 _CREATE_TIME_TYPES = (1, 2)  # librdkafka: CreateTime, LogAppendTime
+#: How long the first batch waits for the models published on ``model-updates``.
+_MODEL_STARTUP_WAIT_S = 30.0
 
 
 @dataclass(slots=True)
@@ -53,14 +56,32 @@ class _WorkerResources(threading.local):
     store: RedisStore
     rules: ReloadingRules
     reload_failures_seen: int
+    last_shadow_error: str | None
 
 
 class ScoreSteps:
     """Step functions bound to settings; resources are created lazily in each worker."""
 
     def __init__(self, settings: Settings) -> None:
+        """Without FRAUD_MODEL_DIR, start following ``model-updates`` now (once per process).
+
+        Starting here, before any traffic, has the models loaded by the first batch and
+        ``fraud_model_info`` showing what will serve as soon as the process is up.
+        """
         self._settings = settings
         self._local = _WorkerResources()
+        self._follower: ModelUpdateFollower | None = None
+        if settings.model_dir is None:
+            self._follower = ModelUpdateFollower(settings, ServingModels()).start()
+
+    def _model_source(self) -> ModelSource:
+        """FRAUD_MODEL_DIR pins a folder (per worker); else the process-wide followed models."""
+        follower = self._follower
+        if follower is None:
+            return ModelHolder(self._settings.resolved_model_dir)
+        if not follower.wait_caught_up(_MODEL_STARTUP_WAIT_S):
+            _log.warning("model_updates_slow", step="score", waited_s=_MODEL_STARTUP_WAIT_S)
+        return follower.models
 
     def _resources(self) -> _WorkerResources:
         local = self._local
@@ -69,8 +90,9 @@ class ScoreSteps:
             local.rules = ReloadingRules(settings.rules_file or DEFAULT_RULES_PATH)
             local.engine = DecisionEngine(
                 local.rules,
-                ModelHolder(settings.resolved_model_dir),
+                self._model_source(),
                 model_budget_s=settings.model_budget_ms / 1000,
+                challenger_share=settings.challenger_traffic_share,
             )
             local.store = RedisStore(
                 settings.redis_dsn,
@@ -78,6 +100,7 @@ class ScoreSteps:
                 decision_ttl_s=settings.decision_ttl_s,
             )
             local.reload_failures_seen = 0
+            local.last_shadow_error = None
         return local
 
     # -- decode ------------------------------------------------------------------------
@@ -170,6 +193,7 @@ class ScoreSteps:
             histogram = metrics.MODEL_SCORE.labels(member=member)
             for value in values.tolist():
                 histogram.observe(value)
+        self._shadow_metrics(local, outcome)
         failures = local.rules.failed_reloads
         if failures > local.reload_failures_seen:
             metrics.RULE_RELOAD_FAILURES.inc(failures - local.reload_failures_seen)
@@ -191,6 +215,23 @@ class ScoreSteps:
                 )
             )
         return decided
+
+    @staticmethod
+    def _shadow_metrics(local: _WorkerResources, outcome: BatchOutcome) -> None:
+        """The challenger's ensemble score histogram; its failures counted, logged on change."""
+        shadow = outcome.shadow_scores.get("challenger")
+        if shadow is not None:
+            histogram = metrics.MODEL_SCORE.labels(member="challenger")
+            for value in shadow.tolist():
+                histogram.observe(value)
+        error = outcome.shadow_error
+        if error is not None:
+            metrics.SHADOW_ERRORS.labels(cause=error).inc()
+            if error != local.last_shadow_error:
+                _log.warning(
+                    "shadow_failed", step="score", cause=error, error=outcome.shadow_error_detail
+                )
+        local.last_shadow_error = error
 
     @staticmethod
     def _unscored(item: FeaturedTx, error: Exception) -> Undecodable:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
@@ -26,9 +26,14 @@ def read_topic(
     from_beginning: bool = False,
     max_messages: int | None = None,
     idle_timeout_s: float | None = None,
+    stop: Callable[[], bool] | None = None,
     **overrides: Any,
 ) -> Iterator[Message]:
-    """Yield messages of ``topic`` until ``max_messages`` or ``idle_timeout_s`` of silence."""
+    """Yield messages of ``topic`` until a limit, a silence or ``stop()`` ends it.
+
+    The limits are ``max_messages``, ``idle_timeout_s`` of silence, and ``stop()``
+    (checked between polls).
+    """
     consumer = Consumer(
         settings.kafka_config(
             **{
@@ -51,6 +56,8 @@ def read_topic(
     try:
         while max_messages is None or seen < max_messages:
             message = consumer.poll(0.2)
+            if stop is not None and stop():
+                return
             if message is None:
                 if (
                     idle_timeout_s is not None

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -22,6 +23,8 @@ from typing import Any
 
 import numpy as np
 import orjson
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient
 from rich.rule import Rule
 
 from schemas import Decision, SchemaValidationError, decode
@@ -138,7 +141,14 @@ def run_demo(settings: Settings, *, duration_s: float, rate: float, keep_servers
     state.mkdir(parents=True, exist_ok=True, mode=0o700)
     console.print(Rule("1. local Kafka and Redis"))
     with _local_servers(settings, keep_servers):
-        console.print(Rule("2. topics"))
+        console.print(Rule("2. topics (this run's own, deleted at the end)"))
+        run = datetime.now(tz=UTC).strftime("%Y%m%d-%H%M%S")
+        settings = settings.model_copy(
+            update={
+                f"topic_{role}": f"demo-{run}-{role}"
+                for role in ("transactions", "decisions", "labels", "dlq")
+            }
+        )
         for name, outcome in create_topics(settings).items():
             console.print(f"  {name}: {outcome}")
 
@@ -154,7 +164,10 @@ def run_demo(settings: Settings, *, duration_s: float, rate: float, keep_servers
             [_fraudstream(), "train", "--data", str(history), "--out", str(model_dir)],
             check=True,
         )
-        summary = _stream(settings, state, model_dir, duration_s, rate)
+        try:
+            summary = _stream(settings, state / f"run-{run}", model_dir, duration_s, rate)
+        finally:
+            _delete_run_topics(settings)
         console.print(Rule("summary"))
         console.print_json(data=summary)
         path = settings.state_dir / "demo-summary.json"
@@ -162,17 +175,33 @@ def run_demo(settings: Settings, *, duration_s: float, rate: float, keep_servers
         console.print(f"written to {path}")
 
 
+def _delete_run_topics(settings: Settings) -> None:
+    names = [settings.topic_transactions, settings.topic_decisions, settings.topic_labels,
+             settings.topic_dlq]  # fmt: skip
+    admin = AdminClient(settings.kafka_config())
+    for future in admin.delete_topics(names, operation_timeout=30).values():
+        with contextlib.suppress(KafkaException):
+            future.result(timeout=30)
+
+
 def _stream(
     settings: Settings, state: Path, model_dir: Path, duration_s: float, rate: float
 ) -> dict[str, Any]:
     """Scorer + producer + live view of decisions; returns the summary."""
-    env = {**os.environ, "FRAUD_MODEL_DIR": str(model_dir.resolve())}
+    state.mkdir(parents=True, exist_ok=True, mode=0o700)
+    env = {
+        **os.environ,
+        "FRAUD_MODEL_DIR": str(model_dir.resolve()),
+        "FRAUD_TOPIC_TRANSACTIONS": settings.topic_transactions,
+        "FRAUD_TOPIC_DECISIONS": settings.topic_decisions,
+        "FRAUD_TOPIC_LABELS": settings.topic_labels,
+        "FRAUD_TOPIC_DLQ": settings.topic_dlq,
+    }
     started_at = datetime.now(tz=UTC)
-    tx_before = sum(end_offsets(settings, settings.topic_transactions).values())
-    dlq_before = sum(end_offsets(settings, settings.topic_dlq).values())
     summary = DemoSummary()
     console.print(Rule("4. the scorer"))
     scorer_args = [_fraudstream(), "score", "--recovery-dir", str(state / "recovery")]
+    console.print(f"  topics: {settings.topic_transactions} -> {settings.topic_decisions}")
     with _process(scorer_args, env, state / "scorer.log") as scorer:
         _wait_ready(settings.metrics_port, scorer)
         console.print(
@@ -188,12 +217,17 @@ def _stream(
                          str(duration_s)]  # fmt: skip
         with _process(producer_args, env, state / "producer.log") as producer:
             try:
-                _show_decisions(settings, summary, started_at, producer)
+                _show_decisions(settings, summary, started_at, producer, scorer)
             except KeyboardInterrupt:
                 console.print("stopping")
-        produced = sum(end_offsets(settings, settings.topic_transactions).values()) - tx_before
-        _drain(settings, summary, started_at, produced - len(_POISON))
-    dlq = sum(end_offsets(settings, settings.topic_dlq).values()) - dlq_before
+        produced = sum(end_offsets(settings, settings.topic_transactions).values())
+        _drain(settings, summary, started_at, produced - len(_POISON), scorer)
+    if scorer.returncode not in (0, 130, -signal.SIGINT):
+        raise InfraError(
+            f"the scorer failed (exit {scorer.returncode}); see {state / 'scorer.log'}"
+        )
+    dlq = sum(end_offsets(settings, settings.topic_dlq).values())
+    shutil.rmtree(state / "recovery", ignore_errors=True)
     return summary.as_dict(produced, dlq)
 
 
@@ -202,28 +236,45 @@ def _show_decisions(
     summary: DemoSummary,
     started_at: datetime,
     producer: subprocess.Popen[bytes],
+    scorer: subprocess.Popen[bytes],
 ) -> None:
     """Print every REVIEW/BLOCK and a running count, until the producer is done."""
     last_report = time.monotonic()
-    for message in read_topic(settings, settings.topic_decisions, idle_timeout_s=None):
+
+    def finished() -> bool:
+        return producer.poll() is not None or scorer.poll() is not None
+
+    for message in read_topic(
+        settings, settings.topic_decisions, from_beginning=True, stop=finished
+    ):
         _count(message.value(), summary, started_at, show=True)
         if time.monotonic() - last_report > 10:
             last_report = time.monotonic()
             counts = ", ".join(f"{k} {v:,}" for k, v in sorted(summary.decisions.items()))
             console.print(f"  [dim]{len(summary.seen):,} decided so far: {counts}[/]")
-        if producer.poll() is not None:
-            return
 
 
-def _drain(settings: Settings, summary: DemoSummary, started_at: datetime, expected: int) -> None:
+def _drain(
+    settings: Settings,
+    summary: DemoSummary,
+    started_at: datetime,
+    expected: int,
+    scorer: subprocess.Popen[bytes],
+) -> None:
     """Read the last decisions (up to 30 s) so the summary covers everything produced."""
     deadline = time.monotonic() + 30
+
+    def done() -> bool:
+        return (
+            len(summary.seen) >= expected
+            or time.monotonic() > deadline
+            or scorer.poll() is not None
+        )
+
     for message in read_topic(
-        settings, settings.topic_decisions, from_beginning=True, idle_timeout_s=5
+        settings, settings.topic_decisions, from_beginning=True, idle_timeout_s=10, stop=done
     ):
         _count(message.value(), summary, started_at, show=False)
-        if len(summary.seen) >= expected or time.monotonic() > deadline:
-            return
 
 
 def _count(raw: bytes | None, summary: DemoSummary, started_at: datetime, *, show: bool) -> None:

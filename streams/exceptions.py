@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from schemas.exceptions import FraudstreamError
 
-__all__ = ["InfraError", "TopicError"]
+__all__ = ["InfraError", "ModelUpdateRefusedError", "PublishError", "TopicError"]
 
 
 class InfraError(FraudstreamError):
@@ -13,3 +13,19 @@ class InfraError(FraudstreamError):
 
 class TopicError(FraudstreamError):
     """A topic could not be created or does not have the expected configuration."""
+
+
+class ModelUpdateRefusedError(FraudstreamError):
+    """A published model version the scorer will not serve; the previous model stays.
+
+    ``reason`` is a short stable code for logs and alerts (``manifest_hash_mismatch``,
+    ``file_integrity``, ``feature_order``, ...); the message says what exactly is wrong.
+    """
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class PublishError(FraudstreamError):
+    """A record could not be delivered to Kafka (broker unreachable, topic missing, refused)."""

@@ -22,6 +22,7 @@ __all__ = [
     "MODEL_SCORE",
     "RULE_HITS",
     "RULE_RELOAD_FAILURES",
+    "SHADOW_ERRORS",
     "STAGE_DURATION",
     "Health",
     "serve_metrics",
@@ -47,7 +48,8 @@ STAGE_DURATION = Histogram(
     buckets=_STAGE_BUCKETS,
 )  # fmt: skip
 MODEL_SCORE = Histogram(
-    "fraud_model_score", "Scores by ensemble member.", ["member"],
+    "fraud_model_score", "Scores by ensemble member; member=challenger: the shadow model.",
+    ["member"],
     buckets=tuple(i / 20 for i in range(1, 21)),
 )  # fmt: skip
 RULE_HITS = Counter("fraud_rule_hits", "Rule hits, active and shadow.", ["rule"])
@@ -56,6 +58,9 @@ DEGRADED = Counter("fraud_degraded_decisions", "Decisions made degraded, by caus
 MODEL_INFO = Gauge("fraud_model_info", "The model serving (value 1).", ["version", "role"])
 LATE_EVENTS = Counter("fraud_late_events", "Events older than the allowed lateness.")
 RULE_RELOAD_FAILURES = Counter("fraud_rule_reload_failures", "Rule edits refused.")
+SHADOW_ERRORS = Counter(
+    "fraud_shadow_errors", "Batches the challenger could not score in shadow, by cause.", ["cause"]
+)
 
 
 class Health:

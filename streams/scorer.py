@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 import structlog
+from bytewax.errors import BytewaxRuntimeError
 from bytewax.recovery import RecoveryConfig, init_db_dir
 from bytewax.run import cli_main
 
@@ -41,6 +42,18 @@ def prepare_recovery(recovery_dir: Path, partitions: int) -> RecoveryConfig:
     if not any(recovery_dir.glob("part-*.sqlite3")):
         init_db_dir(recovery_dir, partitions)
     return RecoveryConfig(str(recovery_dir))
+
+
+def _interrupted(error: BaseException) -> bool:
+    """True when Ctrl-C caused ``error``: Bytewax re-raises it as its own runtime error."""
+    cause: BaseException | None = error
+    seen: set[int] = set()
+    while cause is not None and id(cause) not in seen:
+        if isinstance(cause, KeyboardInterrupt):
+            return True
+        seen.add(id(cause))
+        cause = cause.__cause__ or cause.__context__
+    return False
 
 
 def _supervise(settings: Settings, processes: int, workers: int, recovery: Path | None) -> int:
@@ -113,6 +126,10 @@ def run_scorer(
         )
     except KeyboardInterrupt:
         return 130
+    except BytewaxRuntimeError as exc:
+        if _interrupted(exc):
+            return 130
+        raise
     finally:
         health.alive = False
         server.shutdown()

@@ -74,6 +74,23 @@ class Settings(BaseSettings):
     decision_ttl_s: int = Field(default=7 * 24 * 3600, ge=1)
     input_batch_size: int = Field(default=500, ge=1)
     snapshot_interval_s: float = Field(default=5.0, gt=0)
+    challenger_traffic_share: float = Field(
+        default=0.0,
+        ge=0.0,
+        le=1.0,
+        description="Share of users (stable hash of user_id) the challenger decides (A/B).",
+    )
+
+    # --- Models ----------------------------------------------------------------------
+    registry_dir: Path | None = Field(
+        default=None, description="Model registry root; unset: <state_dir>/registry."
+    )
+    block_target_precision: float = Field(
+        default=0.8, gt=0.0, le=1.0, description="Precision the BLOCK threshold must reach."
+    )
+    review_share: float = Field(
+        default=0.01, gt=0.0, lt=1.0, description="Share of traffic the analysts can REVIEW."
+    )
 
     # --- Observability ---------------------------------------------------------------
     metrics_host: str = Field(
@@ -94,6 +111,11 @@ class Settings(BaseSettings):
     def resolved_model_dir(self) -> Path:
         """Where the scorer loads its model from."""
         return self.model_dir or self.state_dir / "model"
+
+    @property
+    def resolved_registry_dir(self) -> Path:
+        """Root of the model registry (one folder per version plus ``aliases.json``)."""
+        return self.registry_dir or self.state_dir / "registry"
 
     @property
     def kafka_is_local(self) -> bool:

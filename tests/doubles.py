@@ -27,7 +27,6 @@ __all__ = [
     "now_ms",
     "rfc3339",
     "transaction_payload",
-    "wire_payload",
 ]
 
 #: A Luhn-valid card number (the well-known Visa test PAN): what must never reach the DLQ.
@@ -42,12 +41,10 @@ def now_ms() -> int:
 
 
 def rfc3339(epoch_ms: int) -> str:
-    """An ``event_time`` as RFC 3339 text.
+    """An ``event_time`` as RFC 3339 text, the other wire form besides epoch milliseconds.
 
-    The doubles send text rather than epoch milliseconds: a 13-digit epoch-ms value that
-    happens to pass the Luhn check is taken for a card number by ``schemas`` (see the
-    xfail test in tests/unit/streams/test_dataflow.py), which would make DLQ reasons
-    depend on the clock.
+    The doubles send text so that unit tests cover it; the integration tests send epoch
+    milliseconds, as ``fraudstream produce`` does.
     """
     moment = datetime.fromtimestamp(epoch_ms / 1000, tz=UTC)
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
@@ -73,15 +70,6 @@ def transaction_payload(**overrides: Any) -> dict[str, Any]:
         "event_time": rfc3339(now_ms()),
     }
     payload.update(overrides)
-    return payload
-
-
-def wire_payload(event: dict[str, Any]) -> dict[str, Any]:
-    """A simulator event (``models.simulator``) as a producer sends it: no labels, no Nones."""
-    payload = {k: v for k, v in event.items() if v is not None and k not in {"label", "pattern"}}
-    moment = payload.get("event_time")
-    if isinstance(moment, datetime):
-        payload["event_time"] = rfc3339(int(moment.timestamp() * 1000))
     return payload
 
 
@@ -149,4 +137,3 @@ def malformed_record(payload: dict[str, Any], kind: str) -> tuple[bytes, bytes, 
     make, reason = MALFORMED_KINDS[kind]
     key, value = make(payload)
     return key, value, reason
-

@@ -12,6 +12,10 @@ rhythm and trips abroad, and five fraud patterns tagged in a ``pattern`` column:
 - ``spending_spree``: a compromised card drained with many pricey buys within hours.
 
 The same seed always yields the same rows, so tests and benchmarks are reproducible.
+
+The live stream (:func:`live_events`) follows the simulated timeline at 1x real time from
+the moment it starts, so its users behave as the history's do; its rate comes from the
+size of the population (:func:`population_for_rate`), never from squeezing time.
 """
 
 from __future__ import annotations
@@ -31,21 +35,34 @@ from models.simulator._config import (
 )
 from models.simulator._files import history_format, read_history, write_history
 from models.simulator._history import simulate_period
-from models.simulator._live import Clock, live_events, utc_now
+from models.simulator._live import Clock, held_to_clock, live_events, utc_now
 from models.simulator._population import build_population
 from models.simulator._render import COLUMNS, Renderer
+from models.simulator._sizing import (
+    MAX_LIVE_USERS,
+    MIN_LIVE_USERS,
+    merchants_for_users,
+    natural_rate,
+    population_for_rate,
+)
 
 __all__ = [
     "COLUMNS",
     "DEFAULT_FRAUD_RATE",
     "DEFAULT_START",
     "LEGIT",
+    "MAX_LIVE_USERS",
+    "MIN_LIVE_USERS",
     "PATTERNS",
     "SCHEMA_VERSION",
     "Clock",
     "SimulatorConfig",
+    "held_to_clock",
     "history_format",
     "live_events",
+    "merchants_for_users",
+    "natural_rate",
+    "population_for_rate",
     "read_history",
     "simulate_history",
     "utc_now",

@@ -40,6 +40,12 @@ class TxColumns:
         return int(self.time_ms.shape[0])
 
     @classmethod
+    def empty(cls) -> TxColumns:
+        """No rows: the live stream's carry-over before its first window."""
+        codes, floats = np.empty(0, dtype=np.int64), np.empty(0, dtype=np.float64)
+        return cls(codes, codes, codes, codes, codes, codes, floats, floats, codes, codes)
+
+    @classmethod
     def concat(cls, parts: list[TxColumns]) -> TxColumns:
         """Join batches, e.g. the legit rows and every fraud episode."""
         return cls(

@@ -1,7 +1,7 @@
 """One simulated period: genuine activity plus fraud episodes sized to the target rate.
 
-Shared by the offline history and by each chunk of the live stream, so both carry the
-same patterns in the same proportions.
+The fraud half is shared by the offline history and by each window of the live stream,
+so both carry the same patterns in the same proportions.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from models.simulator._patterns import (
 )
 from models.simulator._population import Population
 
-__all__ = ["PatternGenerator", "simulate_period"]
+__all__ = ["PatternGenerator", "plant_fraud", "simulate_period"]
 
 PatternGenerator = Callable[[FraudContext, int], list[TxColumns]]
 
@@ -51,14 +51,37 @@ _GENERATORS: tuple[tuple[str, PatternGenerator], ...] = (
 )
 
 
-def _episodes_per_pattern(legit_rows: int, users: int, fraud_rate: float) -> dict[str, int]:
+def _episodes_per_pattern(
+    legit_rows: int, users: int, fraud_rate: float, rng: np.random.Generator | None
+) -> dict[str, int]:
+    """Episodes per pattern for ``legit_rows`` genuine rows.
+
+    A history gets at least one episode of each pattern, so that a small one still shows
+    them all. The live stream's windows are many and short, where such a floor would
+    inflate fraud; there (``rng`` given) counts are rounded up or down at random instead,
+    which keeps the long-run rate exactly on target.
+    """
     fraud_rows = fraud_rate * legit_rows / (1 - fraud_rate)
     low, high = victims_per_breach(users)
     mean_rows = {**_MEAN_EPISODE_ROWS, "compromised_merchant": 1.2 * (low + high) / 2}
+    expected = {name: share * fraud_rows / mean_rows[name] for name, share in _ROW_SHARE.items()}
+    if rng is None:
+        return {name: max(1, round(count)) for name, count in expected.items()}
+    draws = rng.random(len(expected))
     return {
-        name: max(1, round(share * fraud_rows / mean_rows[name]))
-        for name, share in _ROW_SHARE.items()
+        name: int(count) + int(draw < count % 1)
+        for (name, count), draw in zip(expected.items(), draws, strict=True)
     }
+
+
+def plant_fraud(context: FraudContext, fraud_rate: float) -> list[TxColumns]:
+    """Fraud episodes against ``context.legit``, sized so fraud is ``fraud_rate`` of all rows."""
+    rng = None if context.bounded else context.rng
+    episodes = _episodes_per_pattern(len(context.legit), context.population.users, fraud_rate, rng)
+    parts = []
+    for name, generate in _GENERATORS:
+        parts.extend(generate(context, episodes[name]))
+    return parts
 
 
 def simulate_period(
@@ -71,11 +94,7 @@ def simulate_period(
     first_fraud_device: int,
     on_stage: Callable[[str], None] | None = None,
 ) -> TxColumns:
-    """All transactions of ``days`` days from ``start_ms``, sorted by event time.
-
-    ``first_fraud_device`` numbers the fraudsters' devices, so that consecutive periods
-    of a live stream never hand one fraudster's device to another.
-    """
+    """All transactions of ``days`` days from ``start_ms``, sorted by event time."""
     report = on_stage or (lambda _stage: None)
     report("genuine transactions")
     legit = legit_transactions(population, start_ms, days, rng)
@@ -88,9 +107,6 @@ def simulate_period(
         end_ms=start_ms + days * DAY_MS,
         next_device=first_fraud_device,
     )
-    episodes = _episodes_per_pattern(len(legit), population.users, fraud_rate)
-    parts = [legit]
-    for name, generate in _GENERATORS:
-        parts.extend(generate(context, episodes[name]))
+    fraud = plant_fraud(context, fraud_rate)
     report("ordering")
-    return TxColumns.concat(parts).sorted_by_time()
+    return TxColumns.concat([legit, *fraud]).sorted_by_time()

@@ -7,6 +7,8 @@ that flags every foreign transaction would look good on data without it.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 from numpy.typing import NDArray
 
@@ -22,7 +24,14 @@ from models.simulator._geography import (
 )
 from models.simulator._population import FAVOURITE_ECOM, FAVOURITE_POS, Population
 
-__all__ = ["DAY_MS", "euros_to_cents", "legit_transactions"]
+__all__ = [
+    "DAY_MS",
+    "Trips",
+    "draw_trips",
+    "dress_transactions",
+    "euros_to_cents",
+    "legit_transactions",
+]
 
 DAY_MS = 86_400_000
 _FAVOURITE_SHARE = 0.65
@@ -51,14 +60,23 @@ def _pick_in_groups(
     return flat[np.where(found, starts[group] + offset, -1)], found
 
 
-def _trips(
-    population: Population, days: int, rng: np.random.Generator
-) -> tuple[NDArray[np.bool_], NDArray[np.int64], NDArray[np.int64], NDArray[np.int64]]:
-    """Who travels, where to, leaving on which day and for how long.
+@dataclass(frozen=True, slots=True)
+class Trips:
+    """Who travels abroad in a period of days, where to, from which day and for how long.
 
-    The day out and the day back have no card-present activity, so home and destination
-    are always a day apart and genuine travel never looks impossible.
+    Days count from the period's first day. The day out and the day back have no
+    card-present activity, so home and destination are always a day apart and genuine
+    travel never looks impossible.
     """
+
+    travels: NDArray[np.bool_]
+    destination: NDArray[np.int64]
+    leave: NDArray[np.int64]
+    length: NDArray[np.int64]
+
+
+def draw_trips(population: Population, days: int, rng: np.random.Generator) -> Trips:
+    """Draw at most one trip per user within a period of ``days`` days."""
     users = population.users
     length = rng.integers(_TRIP_DAYS_MIN, _TRIP_DAYS_MAX + 1, size=users)
     leave = np.floor(rng.random(users) * np.maximum(days - length - 1, 0)).astype(np.int64)
@@ -68,7 +86,7 @@ def _trips(
     destination = rng.integers(0, has_shops.size, size=users)
     home_country = population.city_country[population.home_city]
     travels &= has_shops[destination] & (population.city_country[destination] != home_country)
-    return travels, destination, leave, length
+    return Trips(travels, destination, leave, length)
 
 
 def legit_transactions(
@@ -85,17 +103,36 @@ def legit_transactions(
     local_second = rng.choice(24, size=size, p=HOURLY_WEIGHTS) * 3600 + rng.integers(0, 3600, size)
     utc_second = (local_second - population.city_utc_offset_s[population.home_city[user]]) % 86_400
     time_ms = start_ms + day * DAY_MS + utc_second * 1000 + rng.integers(0, 1000, size)
+    channel_draw = rng.random(size)
+    trips = draw_trips(population, days, rng)
+    return dress_transactions(population, user, time_ms, day, channel_draw, trips, rng)
 
-    draw = rng.random(size)
+
+def dress_transactions(
+    population: Population,
+    user: NDArray[np.int64],
+    time_ms: NDArray[np.int64],
+    day: NDArray[np.int64],
+    channel_draw: NDArray[np.float64],
+    trips: Trips,
+    rng: np.random.Generator,
+) -> TxColumns:
+    """Give each (user, time) a channel, merchant, amount, card and device, as its owner would.
+
+    ``day`` counts from the first day of ``trips``' period; ``channel_draw`` is a uniform
+    draw per row. Shared by the history (whole periods) and the live stream (short windows
+    of a longer period), so genuine rows look alike in both.
+    """
+    size = user.size
     cdf = population.channel_cdf[user]
-    channel = (draw > cdf[:, 0]).astype(np.int64) + (draw > cdf[:, 1])
+    channel = (channel_draw > cdf[:, 0]).astype(np.int64) + (channel_draw > cdf[:, 1])
 
-    travels, destination, leave, length = _trips(population, days, rng)
-    trip_day = day - leave[user]
-    abroad = travels[user] & (trip_day >= 1) & (trip_day <= length[user])
-    in_transit = travels[user] & ((trip_day == 0) | (trip_day == length[user] + 1))
+    trip_day = day - trips.leave[user]
+    travels, length = trips.travels[user], trips.length[user]
+    abroad = travels & (trip_day >= 1) & (trip_day <= length)
+    in_transit = travels & ((trip_day == 0) | (trip_day == length + 1))
     channel[in_transit & (channel != ECOM)] = ECOM
-    city = np.where(abroad, destination[user], population.home_city[user])
+    city = np.where(abroad, trips.destination[user], population.home_city[user])
 
     merchant = np.empty(size, dtype=np.int64)
     atm_rows = np.flatnonzero(channel == ATM)

@@ -50,15 +50,19 @@ class _Compromise:
     time_ms: int
 
 
-def _rows_by(key: NDArray[np.int64], count: int) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
-    order = np.argsort(key, kind="stable").astype(np.int64)
-    bounds = np.searchsorted(key[order], np.arange(count + 1)).astype(np.int64)
-    return order, bounds
+_IS_TESTING_MCC = np.array([mcc.code in TESTING_MCCS for mcc in MCCS])
+_IS_HIGH_VALUE_MCC = np.array([mcc.code in HIGH_VALUE_MCCS for mcc in MCCS])
 
 
 @dataclass(slots=True)
 class FraudContext:
-    """What every pattern needs: the world, the genuine history to contrast with, the dice."""
+    """What every pattern needs: the world, the genuine history to contrast with, the dice.
+
+    A history is ``bounded``: every episode fits between ``start_ms`` and ``end_ms``. A
+    window of the endless live stream is not: episodes start inside the window but may run
+    on past its end (the stream carries those rows over), so windows of a few minutes still
+    hold breaches lasting days and sprees hours after the card was stolen.
+    """
 
     population: Population
     legit: TxColumns
@@ -66,16 +70,21 @@ class FraudContext:
     start_ms: int
     end_ms: int
     next_device: int
+    bounded: bool = True
     compromised: list[_Compromise] = field(default_factory=list)
     _user_order: NDArray[np.int64] = field(init=False)
-    _user_bounds: NDArray[np.int64] = field(init=False)
+    _sorted_users: NDArray[np.int64] = field(init=False)
 
     def __post_init__(self) -> None:
-        self._user_order, self._user_bounds = _rows_by(self.legit.user, self.population.users)
+        # Sorting the rows, not bucketing all users: a live window of a large population
+        # holds a few thousand users out of millions.
+        self._user_order = np.argsort(self.legit.user, kind="stable").astype(np.int64)
+        self._sorted_users = self.legit.user[self._user_order]
 
     def user_rows(self, user: int) -> NDArray[np.int64]:
         """Positions of a user's genuine transactions: the habits a fraud deviates from."""
-        return self._user_order[self._user_bounds[user] : self._user_bounds[user + 1]]
+        first, last = np.searchsorted(self._sorted_users, [user, user + 1])
+        return self._user_order[first:last]
 
     def new_device(self) -> int:
         """Issue a device no genuine user has ever used: the fraudster's phone or browser."""
@@ -83,9 +92,9 @@ class FraudContext:
         return self.next_device - 1
 
     def random_start(self, span_ms: int) -> int:
-        """Draw a start time that leaves room for an episode lasting ``span_ms``."""
-        room = max(self.end_ms - self.start_ms - span_ms - 1, 1)
-        return self.start_ms + int(self.rng.integers(0, room))
+        """Draw a start time that leaves room for an episode lasting ``span_ms`` if bounded."""
+        room = self.end_ms - self.start_ms - (span_ms + 1 if self.bounded else 0)
+        return self.start_ms + int(self.rng.integers(0, max(room, 1)))
 
     def random_card(self, user: int) -> int:
         """One of the user's cards."""
@@ -137,8 +146,7 @@ def card_testing(ctx: FraudContext, episodes: int) -> list[TxColumns]:
     Fraudsters favour a handful of lax digital merchants, so those few see many cards.
     """
     pop, rng = ctx.population, ctx.rng
-    testing = np.array([MCCS[m].code in TESTING_MCCS for m in pop.merchant_mcc])
-    lax = pop.ecom_merchants[testing[pop.ecom_merchants]]
+    lax = pop.ecom_merchants[_IS_TESTING_MCC[pop.merchant_mcc[pop.ecom_merchants]]]
     if lax.size == 0:
         lax = pop.ecom_merchants
     lax = rng.permutation(lax)[: max(3, int(np.ceil(0.05 * pop.ecom_merchants.size)))]
@@ -214,7 +222,8 @@ def impossible_travel(ctx: FraudContext, episodes: int) -> list[TxColumns]:
     any airliner, yet not so absurd that only an exact-duplicate check would catch it.
     """
     pop, rng, legit = ctx.population, ctx.rng, ctx.legit
-    anchors = np.flatnonzero(np.isfinite(legit.lat) & (legit.time_ms < ctx.end_ms - 14 * _HOUR_MS))
+    margin_ms = 14 * _HOUR_MS if ctx.bounded else 0  # the slowest trip fits in the period
+    anchors = np.flatnonzero(np.isfinite(legit.lat) & (legit.time_ms < ctx.end_ms - margin_ms))
     located = np.flatnonzero(pop.merchant_kind != ECOM)
     out = []
     for anchor in rng.choice(anchors, size=min(episodes, anchors.size), replace=False):
@@ -266,7 +275,9 @@ def compromised_merchant(ctx: FraudContext, episodes: int) -> list[TxColumns]:
     """Let a breached web shop charge many of its customers' cards over a few days.
 
     The rows concentrate on one merchant across many users: the signal is in the
-    merchant's sudden fraud rate, not in any single cardholder's behaviour.
+    merchant's sudden fraud rate, not in any single cardholder's behaviour. Victims are
+    mostly the shop's customers: those seen in the period, or for a live window (minutes
+    long) the users who habitually shop there.
     """
     pop, rng, legit = ctx.population, ctx.rng, ctx.legit
     pairs = np.unique(legit.merchant * pop.users + legit.user)
@@ -282,11 +293,18 @@ def compromised_merchant(ctx: FraudContext, episodes: int) -> list[TxColumns]:
     span_days = max(1, (ctx.end_ms - ctx.start_ms) // DAY_MS)
     out = []
     for merchant in breached:
-        window_ms = min(span_days, int(rng.integers(2, 7))) * DAY_MS - 1
+        days_open = int(rng.integers(2, 7))
+        window_ms = (min(span_days, days_open) if ctx.bounded else days_open) * DAY_MS - 1
         opens = ctx.random_start(window_ms)
         wanted = int(rng.integers(low, high + 1))
-        regulars = rng.permutation(pairs[pairs // pop.users == merchant] % pop.users)[:wanted]
-        others = np.setdiff1d(np.arange(pop.users), regulars)
+        if ctx.bounded:
+            customers_seen = pairs[pairs // pop.users == merchant] % pop.users
+        else:  # a live window is too short to have seen them: its habitual customers
+            customers_seen = np.flatnonzero((pop.favourite_ecom == merchant).any(axis=1))
+        regulars = rng.permutation(customers_seen)[:wanted]
+        not_regular = np.ones(pop.users, dtype=bool)
+        not_regular[regulars] = False
+        others = np.flatnonzero(not_regular)  # setdiff1d's result, without sorting all users
         extra = rng.choice(others, size=min(others.size, wanted - regulars.size), replace=False)
         victims = np.concatenate((regulars, extra)).astype(np.int64)
         user = np.repeat(victims, np.where(rng.random(victims.size) < 0.2, 2, 1))
@@ -310,7 +328,7 @@ def spending_spree(ctx: FraudContext, episodes: int) -> list[TxColumns]:
     model can learn that those events predict what comes next.
     """
     pop, rng = ctx.population, ctx.rng
-    high_value = np.array([MCCS[m].code in HIGH_VALUE_MCCS for m in pop.merchant_mcc])
+    high_value = _IS_HIGH_VALUE_MCC[pop.merchant_mcc]
     pricey_online = pop.ecom_merchants[high_value[pop.ecom_merchants]]
     if pricey_online.size == 0:
         pricey_online = pop.ecom_merchants
@@ -323,13 +341,16 @@ def spending_spree(ctx: FraudContext, episodes: int) -> list[TxColumns]:
         gaps = (rng.exponential(20 * _MINUTE_MS, rows) + _MINUTE_MS).astype(np.int64)
         span = int(gaps.sum())
         while pool and (
-            pool[-1].card in drained or pool[-1].time_ms + _HOUR_MS + span >= ctx.end_ms
+            pool[-1].card in drained
+            or (ctx.bounded and pool[-1].time_ms + _HOUR_MS + span >= ctx.end_ms)
         ):
             pool.pop()
         if pool:
             breach = pool.pop()
             delay = int(rng.integers(_HOUR_MS, 72 * _HOUR_MS))
-            begin = min(breach.time_ms + delay, ctx.end_ms - span - 1)
+            begin = breach.time_ms + delay
+            if ctx.bounded:
+                begin = min(begin, ctx.end_ms - span - 1)
             user, card = breach.user, breach.card
             drained.add(card)
         else:

@@ -7,6 +7,7 @@ is only visible against such habits: a new device, a far-away city, an unusual a
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -15,13 +16,38 @@ from numpy.typing import NDArray
 from models.simulator._config import SimulatorConfig
 from models.simulator._geography import ATM, CITIES, COUNTRIES, ECOM, MCCS, POS
 
-__all__ = ["Population", "build_population", "tokens"]
+__all__ = ["MEAN_TX_PER_USER_PER_DAY", "Population", "build_population", "tokens"]
 
 FAVOURITE_POS = 6
 FAVOURITE_ECOM = 4
 _MERCHANT_JITTER_DEG = 0.04  # about 4 km: merchants spread over the city
 _KIND_SHARE = np.array([0.6, 0.3, 0.1])  # pos, ecom, atm
 _MASK32 = np.uint64(0xFFFFFFFF)
+# Genuine transactions per user per day: lognormal around a median, clipped to [low, high].
+_TX_PER_DAY_MEDIAN = 3.4
+_TX_PER_DAY_SIGMA = 0.55
+_TX_PER_DAY_LOW, _TX_PER_DAY_HIGH = 0.2, 25.0
+
+
+def _clipped_lognormal_mean(median: float, sigma: float, low: float, high: float) -> float:
+    """E[clip(X, low, high)] for a lognormal X: exact, so sizing needs no simulation."""
+    mu = math.log(median)
+
+    def below(x: float) -> float:  # P(X < x)
+        return 0.5 * (1 + math.erf((math.log(x) - mu) / (sigma * math.sqrt(2))))
+
+    def mass_below(x: float) -> float:  # E[X; X < x]
+        z = (math.log(x) - mu - sigma**2) / (sigma * math.sqrt(2))
+        return math.exp(mu + sigma**2 / 2) * 0.5 * (1 + math.erf(z))
+
+    inside = mass_below(high) - mass_below(low)
+    return low * below(low) + inside + high * (1 - below(high))
+
+
+#: Mean genuine transactions per user per day (about 3.96); sizes live populations.
+MEAN_TX_PER_USER_PER_DAY = _clipped_lognormal_mean(
+    _TX_PER_DAY_MEDIAN, _TX_PER_DAY_SIGMA, _TX_PER_DAY_LOW, _TX_PER_DAY_HIGH
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,7 +174,11 @@ def build_population(config: SimulatorConfig) -> Population:
     return Population(
         seed=config.seed,
         home_city=home,
-        tx_per_day=np.clip(rng.lognormal(np.log(3.4), 0.55, config.users), 0.2, 25.0),
+        tx_per_day=np.clip(
+            rng.lognormal(np.log(_TX_PER_DAY_MEDIAN), _TX_PER_DAY_SIGMA, config.users),
+            _TX_PER_DAY_LOW,
+            _TX_PER_DAY_HIGH,
+        ),
         amount_scale_eur=np.clip(rng.lognormal(np.log(16.0), 0.5, config.users), 3.0, 300.0),
         channel_cdf=np.cumsum(channel_share, axis=1),
         card_first=np.concatenate(([0], np.cumsum(card_count)[:-1])).astype(np.int64),

@@ -52,9 +52,14 @@ def _strings(values: list[str] | tuple[str, ...]) -> Strings:
     return array
 
 
-def _ids(prefix: str, count: int, width: int) -> Strings:
-    width = max(width, len(str(count - 1)))
-    return _strings([f"{prefix}{n:0{width}d}" for n in range(count)])
+def _numbered(prefix: str, codes: NDArray[np.int64], width: int) -> Strings:
+    return _strings([f"{prefix}{n:0{width}d}" for n in codes.tolist()])
+
+
+def _present(codes: NDArray[np.int64]) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """Distinct codes of a batch and each row's position among them."""
+    distinct, inverse = np.unique(codes, return_inverse=True)
+    return distinct, inverse.astype(np.int64)
 
 
 class _Coded:
@@ -85,17 +90,18 @@ def _floats_or_none(values: NDArray[np.float64]) -> list[object]:
 
 
 class Renderer:
-    """Renders batches of one population; the per-population lookups are built once."""
+    """Renders batches of one population; the small lookups are built once.
+
+    User, merchant and card ids are rendered per batch, for the codes the batch holds: a
+    live window of a population of millions names a few thousand of them.
+    """
 
     def __init__(self, population: Population) -> None:
         self._population = population
-        salt = (population.seed * 2_654_435_761) & 0xFFFFFFFF
-        self._device_salt = (salt ^ 0x5BD1E995) & 0xFFFFFFFF
-        card_total = int(population.card_first[-1] + population.card_count[-1])
-        cards = tokens("card-", np.arange(card_total, dtype=np.int64), salt)
-        self._user_ids = _ids("u", population.users, 6)
-        self._merchant_ids = _ids("m", population.merchants, 5)
-        self._card_ids = _strings(cards)
+        self._card_salt = (population.seed * 2_654_435_761) & 0xFFFFFFFF
+        self._device_salt = (self._card_salt ^ 0x5BD1E995) & 0xFFFFFFFF
+        self._user_width = max(6, len(str(population.users - 1)))
+        self._merchant_width = max(5, len(str(population.merchants - 1)))
         self._mccs = _strings([mcc.code for mcc in MCCS])
         self._countries = _strings(COUNTRIES)
         self._currencies = _strings([COUNTRY_CURRENCY[country] for country in COUNTRIES])
@@ -106,12 +112,15 @@ class Renderer:
         pop, merchant = self._population, batch.merchant
         amounts, amount_codes = np.unique(batch.amount_cents, return_inverse=True)
         amount_text = [f"{c // 100}.{c % 100:02d}" for c in amounts.tolist()]
-        devices, device_codes = np.unique(batch.device, return_inverse=True)
+        devices, device_codes = _present(batch.device)
         device_names = _strings(tokens("dev-", devices, self._device_salt))
+        users, user_codes = _present(batch.user)
+        cards, card_codes = _present(batch.card)
+        merchants, merchant_codes = _present(merchant)
         return {
-            "user_id": _Coded(batch.user, self._user_ids),
-            "card_id": _Coded(batch.card, self._card_ids),
-            "merchant_id": _Coded(merchant, self._merchant_ids),
+            "user_id": _Coded(user_codes, _numbered("u", users, self._user_width)),
+            "card_id": _Coded(card_codes, _strings(tokens("card-", cards, self._card_salt))),
+            "merchant_id": _Coded(merchant_codes, _numbered("m", merchants, self._merchant_width)),
             "mcc": _Coded(pop.merchant_mcc[merchant], self._mccs),
             "amount": _Coded(amount_codes, _strings(amount_text)),
             "currency": _Coded(pop.merchant_country[merchant], self._currencies),

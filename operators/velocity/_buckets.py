@@ -1,65 +1,66 @@
-"""Sparse time buckets for the long (7d, 30d) windows: count, exact sum, and spread.
+"""Sparse time buckets for the long (7d, 30d) windows.
 
 A long window over raw events would hold a month of transactions per user; buckets hold
-one small record per bucket instead. Each bucket keeps the count and the exact sum of
-amounts (integers of 1/10,000); ``SpreadBuckets`` also keep the sum of squared deviations
-from the bucket mean (``m2``), updated with Welford's step and merged with Chan's formula
-using exact integer numerators. That makes the spread of identical amounts exactly 0 (so
-"std 0" is detected reliably), with no catastrophic cancellation otherwise.
+one small record per non-empty bucket instead (key = event time // bucket size).
+
+- ``PrefixBuckets`` (7d) keep running totals of counts and exact sums (integers of
+  1/10,000), so a window of buckets is two subtractions, whatever its length.
+- ``SpreadBuckets`` (30d) keep per bucket the count, the exact sum and the sum of squared
+  deviations from the bucket mean (``m2``), updated with Welford's step and combined with
+  Chan's formula using exact integer numerators. That makes the spread of identical
+  amounts exactly 0 (so "std 0" is detected reliably), with no catastrophic cancellation
+  otherwise.
 """
 
 from __future__ import annotations
 
 from array import array
 from bisect import bisect_left
-from typing import Self
 
-__all__ = ["Buckets", "BucketsState", "SpreadBuckets"]
+__all__ = ["PrefixBuckets", "PrefixState", "SpreadBuckets", "SpreadState"]
 
-#: What a snapshot stores: keys, counts, sums and (spread buckets only) m2, as bytes.
-BucketsState = tuple[bytes, bytes, bytes, bytes | None]
+#: Snapshot of prefix buckets: keys, running counts, running sums (bytes), and the
+#: running totals just before the first kept bucket.
+PrefixState = tuple[bytes, bytes, bytes, int, int]
+#: Snapshot of spread buckets: keys, counts, sums, m2 (bytes).
+SpreadState = tuple[bytes, bytes, bytes, bytes]
+
+_REBASE_AT = 2**61
 
 
-class Buckets:
-    """Non-empty buckets in key order (key = event time // bucket size): count and sum."""
+class PrefixBuckets:
+    """Non-empty buckets in key order, with running totals of counts and sums."""
 
-    __slots__ = ("counts", "keys", "sums")
+    __slots__ = ("base_count", "base_sum", "counts", "keys", "sums")
 
     def __init__(self) -> None:
         self.keys = array("i")
-        self.counts = array("i")
-        self.sums = array("q")
-
-    def index(self, key: int) -> int:
-        """Position of bucket ``key``, or -1 if it is empty."""
-        keys = self.keys
-        j = len(keys) - 1
-        if j >= 0 and keys[j] == key:  # the common case: the newest bucket
-            return j
-        j = bisect_left(keys, key)
-        return j if j < len(keys) and keys[j] == key else -1
+        self.counts = array("q")  # events in buckets[0..j], plus base_count
+        self.sums = array("q")  # amounts in buckets[0..j], plus base_sum
+        self.base_count = 0
+        self.base_sum = 0
 
     def add(self, key: int, units: int) -> None:
         """Count one amount into bucket ``key`` (created if needed)."""
-        j = self.index(key)
-        if j < 0:
-            self._create(key, units)
+        keys, counts, sums = self.keys, self.counts, self.sums
+        last = len(keys) - 1
+        if last >= 0 and keys[last] == key:  # the common case: the newest bucket
+            counts[last] += 1
+            sums[last] += units
             return
-        self.counts[j] += 1
-        self.sums[j] += units
-
-    def _create(self, key: int, units: int) -> int:
-        keys = self.keys
-        if not keys or key > keys[-1]:  # the common case: a new newest bucket
+        if last < 0 or key > keys[last]:  # a new newest bucket
             keys.append(key)
-            self.counts.append(1)
-            self.sums.append(units)
-            return len(keys) - 1
-        j = bisect_left(keys, key)
-        keys.insert(j, key)
-        self.counts.insert(j, 1)
-        self.sums.insert(j, units)
-        return j
+            counts.append((counts[last] if last >= 0 else self.base_count) + 1)
+            sums.append((sums[last] if last >= 0 else self.base_sum) + units)
+            return
+        j = bisect_left(keys, key)  # an older bucket (an out-of-order event)
+        if keys[j] != key:
+            keys.insert(j, key)
+            counts.insert(j, counts[j - 1] if j else self.base_count)
+            sums.insert(j, sums[j - 1] if j else self.base_sum)
+        for k in range(j, len(keys)):  # this bucket's and every later running total
+            counts[k] += 1
+            sums[k] += units
 
     def totals(self, first: int, stop: int) -> tuple[int, int]:
         """Count and sum over buckets with ``first <= key < stop``."""
@@ -68,52 +69,70 @@ class Buckets:
         hi = bisect_left(keys, stop, lo)
         if lo == hi:
             return 0, 0
-        return sum(self.counts[lo:hi]), sum(self.sums[lo:hi])
+        if lo:
+            return self.counts[hi - 1] - self.counts[lo - 1], self.sums[hi - 1] - self.sums[lo - 1]
+        return self.counts[hi - 1] - self.base_count, self.sums[hi - 1] - self.base_sum
 
     def drop_before(self, first: int) -> None:
         """Forget buckets with ``key < first``."""
         keys = self.keys
-        if keys and keys[0] < first:
-            self._drop(bisect_left(keys, first))
+        if not keys or keys[0] >= first:
+            return
+        k = bisect_left(keys, first)
+        self.base_count = self.counts[k - 1]
+        self.base_sum = self.sums[k - 1]
+        del keys[:k]
+        del self.counts[:k]
+        del self.sums[:k]
+        if self.base_count > _REBASE_AT or abs(self.base_sum) > _REBASE_AT:
+            self.counts = array("q", [c - self.base_count for c in self.counts])
+            self.sums = array("q", [s - self.base_sum for s in self.sums])
+            self.base_count = self.base_sum = 0
 
-    def _drop(self, count: int) -> None:
-        del self.keys[:count]
-        del self.counts[:count]
-        del self.sums[:count]
-
-    def snapshot(self) -> BucketsState:
+    def snapshot(self) -> PrefixState:
         """The buckets as bytes, for a compact pickle."""
-        return self.keys.tobytes(), self.counts.tobytes(), self.sums.tobytes(), None
+        return (
+            self.keys.tobytes(),
+            self.counts.tobytes(),
+            self.sums.tobytes(),
+            self.base_count,
+            self.base_sum,
+        )
 
     @classmethod
-    def restore(cls, state: BucketsState) -> Self:
+    def restore(cls, state: PrefixState) -> PrefixBuckets:
         """Rebuild what :meth:`snapshot` saved."""
         buckets = cls()
-        buckets._load(state)
+        keys, counts, sums, buckets.base_count, buckets.base_sum = state
+        buckets.keys.frombytes(keys)
+        buckets.counts.frombytes(counts)
+        buckets.sums.frombytes(sums)
         return buckets
 
-    def _load(self, state: BucketsState) -> None:
-        keys, counts, sums, _ = state
-        self.keys.frombytes(keys)
-        self.counts.frombytes(counts)
-        self.sums.frombytes(sums)
 
+class SpreadBuckets:
+    """Non-empty buckets in key order: count, exact sum and m2 of each."""
 
-class SpreadBuckets(Buckets):
-    """Buckets that also keep each bucket's m2, for standard deviations."""
-
-    __slots__ = ("spreads",)
+    __slots__ = ("counts", "keys", "spreads", "sums")
 
     def __init__(self) -> None:
-        super().__init__()
+        self.keys = array("i")
+        self.counts = array("i")
+        self.sums = array("q")
         self.spreads = array("d")
 
     def add(self, key: int, units: int) -> None:
         """Count one amount into bucket ``key`` (Welford's step for its m2)."""
-        j = self.index(key)
-        if j < 0:
-            self.spreads.insert(self._create(key, units), 0.0)
-            return
+        keys = self.keys
+        j = len(keys) - 1
+        if j < 0 or keys[j] != key:
+            j = bisect_left(keys, key)
+            if j == len(keys) or keys[j] != key:
+                keys.insert(j, key)
+                self.counts.insert(j, 1)
+                self.sums.insert(j, units)
+                self.spreads.insert(j, 0.0)
+                return
         count = self.counts[j]
         total = self.sums[j]
         gap = units * count - total  # exact: (x - mean) * count
@@ -123,8 +142,11 @@ class SpreadBuckets(Buckets):
 
     def get(self, key: int) -> tuple[int, float]:
         """Count and m2 of bucket ``key`` (0, 0.0 if it is empty)."""
-        j = self.index(key)
-        return (self.counts[j], self.spreads[j]) if j >= 0 else (0, 0.0)
+        keys = self.keys
+        j = bisect_left(keys, key)
+        if j < len(keys) and keys[j] == key:
+            return self.counts[j], self.spreads[j]
+        return 0, 0.0
 
     def spread_totals(self, first: int, stop: int) -> tuple[int, int, float]:
         """Count, sum and m2 over buckets with ``first <= key < stop``.
@@ -142,16 +164,32 @@ class SpreadBuckets(Buckets):
         between = sum((count * s - n * total) ** 2 / n for n, s in zip(counts, sums, strict=True))
         return count, total, sum(self.spreads[lo:hi]) + between / (count * count)
 
-    def _drop(self, count: int) -> None:
-        super()._drop(count)
-        del self.spreads[:count]
+    def drop_before(self, first: int) -> None:
+        """Forget buckets with ``key < first``."""
+        keys = self.keys
+        if keys and keys[0] < first:
+            k = bisect_left(keys, first)
+            del keys[:k]
+            del self.counts[:k]
+            del self.sums[:k]
+            del self.spreads[:k]
 
-    def snapshot(self) -> BucketsState:
+    def snapshot(self) -> SpreadState:
         """The buckets as bytes, for a compact pickle."""
-        keys, counts, sums, _ = super().snapshot()
-        return keys, counts, sums, self.spreads.tobytes()
+        return (
+            self.keys.tobytes(),
+            self.counts.tobytes(),
+            self.sums.tobytes(),
+            self.spreads.tobytes(),
+        )
 
-    def _load(self, state: BucketsState) -> None:
-        super()._load(state)
-        if state[3] is not None:
-            self.spreads.frombytes(state[3])
+    @classmethod
+    def restore(cls, state: SpreadState) -> SpreadBuckets:
+        """Rebuild what :meth:`snapshot` saved."""
+        buckets = cls()
+        keys, counts, sums, spreads = state
+        buckets.keys.frombytes(keys)
+        buckets.counts.frombytes(counts)
+        buckets.sums.frombytes(sums)
+        buckets.spreads.frombytes(spreads)
+        return buckets

@@ -34,7 +34,7 @@ from array import array
 from bisect import bisect_left, bisect_right
 
 from operators.velocity._archive import Archive, ArchiveState
-from operators.velocity._buckets import Buckets, BucketsState, SpreadBuckets
+from operators.velocity._buckets import PrefixBuckets, PrefixState, SpreadBuckets, SpreadState
 from operators.velocity._constants import (
     AMOUNT_SCALE,
     DAY_MS,
@@ -60,7 +60,7 @@ __all__ = ["UserVelocity"]
 _NAN = math.nan
 _TEN_MINUTES_MS = 10 * MINUTE_MS
 _UserState = tuple[
-    LogState, list[str | None] | None, bytes | None, BucketsState, BucketsState, ArchiveState
+    LogState, list[str | None] | None, bytes | None, PrefixState, SpreadState, ArchiveState
 ]
 
 
@@ -75,18 +75,16 @@ class UserVelocity:
         "_month",
         "_month_cache",
         "_week",
-        "_week_cache",
     )
 
     def __init__(self, lateness_ms: int = DEFAULT_LATENESS_MS) -> None:
         self._log = EventLog(lateness_ms)
         self._countries: list[str | None] | None = None  # only once a country was seen
         self._coords: array[float] | None = None  # lat, lon pairs; only once located
-        self._week = Buckets()
+        self._week = PrefixBuckets()
         self._month = SpreadBuckets()
         self._archive = Archive()
-        # Closed-bucket aggregates for one bucket key (never used or set by late events).
-        self._week_cache: tuple[int, int, int] | None = None
+        # The month's closed buckets for one day key (never used or set by late events).
         self._month_cache: tuple[int, int, int, float] | None = None
 
     def update(self, event: VelocityEvent) -> WindowResult:
@@ -163,11 +161,9 @@ class UserVelocity:
         # Bucketed windows: closed buckets from the stores, e's own bucket from raw events.
         week_key = t // WEEK_BUCKET_MS
         lo_week = bisect_left(times, week_key * WEEK_BUCKET_MS, lo_day, i)
-        week = self._week_cache
-        if week is None or week[0] != week_key or late:
-            week = self._week_closed(week_key, late)
-        count_week = week[1] + hi - lo_week
-        sum_week = week[2] + top - (cum[lo_week - 1] if lo_week else base)
+        week_n, week_s = self._week.totals(week_key - WEEK_BUCKETS + 1, week_key)
+        count_week = week_n + hi - lo_week
+        sum_week = week_s + top - (cum[lo_week - 1] if lo_week else base)
 
         month_key = t // MONTH_BUCKET_MS
         lo_month = bisect_left(times, month_key * MONTH_BUCKET_MS, lo_day, i)
@@ -244,18 +240,11 @@ class UserVelocity:
             amount,
         )
 
-        # Count e into the buckets. Only a late event can land before a cached key (an
-        # in-time one replaced the cache with its own key): it voids that cache.
-        if late:
-            self._void_caches(week_key, month_key)
-        buckets = self._week
-        keys = buckets.keys
-        j = len(keys) - 1
-        if j >= 0 and keys[j] == week_key:
-            buckets.counts[j] += 1
-            buckets.sums[j] += units
-        else:
-            buckets.add(week_key, units)
+        # Count e into the buckets. Only a late event can land before the cached day (an
+        # in-time one replaced the cache with its own day): then it voids the cache.
+        if late and self._month_cache is not None and month_key < self._month_cache[0]:
+            self._month_cache = None
+        self._week.add(week_key, units)
         self._month.add(month_key, units)
         return result, late
 
@@ -270,13 +259,6 @@ class UserVelocity:
         if coords is None:
             coords = self._coords = array("d", [_NAN]) * (2 * (len(self._log._times) - 1))
         coords[2 * i : 2 * i] = array("d", (lat, lon))
-
-    def _week_closed(self, key: int, late: bool) -> tuple[int, int, int]:
-        count, total = self._week.totals(key - WEEK_BUCKETS + 1, key)
-        closed = (key, count, total)
-        if not late:
-            self._week_cache = closed
-        return closed
 
     def _month_closed(self, key: int, late: bool) -> tuple[int, int, int, float]:
         closed = (key, *self._month.spread_totals(key - MONTH_BUCKETS + 1, key))
@@ -316,12 +298,6 @@ class UserVelocity:
             prev_t, prev_lat, prev_lon = last
         hours = (t - prev_t if t > prev_t else SECOND_MS) / HOUR_MS
         return haversine_km(prev_lat, prev_lon, lat, lon) / hours
-
-    def _void_caches(self, week_key: int, month_key: int) -> None:
-        if self._week_cache is not None and week_key < self._week_cache[0]:
-            self._week_cache = None
-        if self._month_cache is not None and month_key < self._month_cache[0]:
-            self._month_cache = None
 
     def _prune(self, newest_kept: int) -> None:
         """Drop what no event within the lateness can need (``newest_kept`` = newest - L)."""
@@ -376,8 +352,7 @@ class UserVelocity:
         if coords is not None:
             self._coords = array("d")
             self._coords.frombytes(coords)
-        self._week = Buckets.restore(week)
+        self._week = PrefixBuckets.restore(week)
         self._month = SpreadBuckets.restore(month)
         self._archive = Archive.restore(archive)
-        self._week_cache = None
         self._month_cache = None

@@ -178,9 +178,12 @@ def render_table(result: dict[str, Any]) -> Table:
     ]  # fmt: skip
     scorer = result.get("scorer") or {}
     if scorer:
-        rows.append(("scorer RSS end / peak (MiB)", f"{_fmt(scorer.get('rss_mib'))} / "
-                     f"{_fmt(scorer.get('rss_peak_mib'))}"))  # fmt: skip
+        rss = " / ".join(
+            _fmt(scorer.get(key)) for key in ("rss_start_mib", "rss_mib", "rss_peak_mib")
+        )
+        rows.append(("scorer RSS start / end / peak (MiB)", rss))
         rows.append(("scorer CPU (% of one core)", _fmt(scorer.get("cpu_percent"))))
+        rows.append(("scorer CPU per decision (µs)", _fmt(scorer.get("cpu_us_per_decision"))))
     busy = result.get("busy_cores") or {}
     if busy.get("machine") is not None:
         rows.append(("cores busy: all / not ours", f"{busy['machine']:.2f} / {busy['other']:.2f}"))

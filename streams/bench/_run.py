@@ -41,6 +41,8 @@ _PROBE_TIMEOUT_S = 120.0
 _TOPIC_TIMEOUT_S = 30.0
 #: librdkafka's informational lines (e.g. purged queues at close) would litter the table.
 _QUIET = {"log_level": 4}
+#: Exit codes of a scorer that stopped as asked (Ctrl-C handled, or killed by SIGINT).
+_CLEAN_EXITS = (0, 130, -2)
 
 
 def _quiet(_message: str) -> None:
@@ -63,7 +65,7 @@ class BenchConfig:
     keep_topics: bool = False
 
 
-def machine() -> dict[str, Any]:
+def _machine() -> dict[str, Any]:
     """Where the figures come from: they mean little without the cores behind them."""
     cpu = platform.processor() or platform.machine()
     with contextlib.suppress(OSError):
@@ -186,6 +188,17 @@ def _probe_until_decided(settings: Settings, topic: str, collector: Collector) -
     return sent
 
 
+def _stop_scorer(scorer: ScorerProcess, progress: Progress) -> None:
+    """Stop the scorer started here; keep its log only if it did not stop cleanly."""
+    started = time.monotonic()
+    code = scorer.stop()
+    if code in _CLEAN_EXITS and scorer.log_path is not None:
+        scorer.log_path.unlink(missing_ok=True)
+        progress(f"scorer stopped in {time.monotonic() - started:.1f}s")
+    else:
+        progress(f"scorer exited with code {code}; its log is {scorer.log_path}")
+
+
 def _drive(
     settings: Settings,
     generator: GeneratorHandle,
@@ -206,15 +219,30 @@ def _drive(
         now = time.monotonic()
         if report is not None:
             if drain_until is None:
-                sampler.end_window()
                 drain_until = now + drain_timeout_s
                 drain_started = now
             if collector.accounted >= report.delivered or now > drain_until:
                 return report, now - drain_started
-        else:
-            scorer.check_alive(settings.metrics_host)
+        scorer.check_alive(settings.metrics_host)
         if now > hard_stop:
             raise InfraError("the generator did not finish; aborting the run")
+
+
+def _scorer_section(
+    scorer: ScorerProcess, sampler: ResourceSampler, handled: int
+) -> dict[str, Any]:
+    """The scorer's identity and footprint; CPU per decision is the figure that scales."""
+    usage = sampler.summary().get("scorer", {})
+    cpu_seconds = usage.get("cpu_seconds")
+    return {
+        "started_here": scorer.started_here,
+        "pid": scorer.pid,
+        "metrics_port": scorer.metrics_port,
+        **usage,
+        "cpu_us_per_decision": (
+            round(cpu_seconds / handled * 1e6, 1) if cpu_seconds and handled else None
+        ),
+    }
 
 
 def run_bench(
@@ -240,7 +268,7 @@ def run_bench(
             log_path = settings.state_dir / "bench" / f"scorer-{topics['transactions']}.log"
             on_progress(f"starting a scorer (log: {log_path})")
             scorer = start_scorer(settings, topics, log_path)
-            stack.callback(scorer.stop)
+            stack.callback(_stop_scorer, scorer, on_progress)
         collector = Collector(settings, topics["decisions"], topics["dlq"])
         stack.callback(collector.close)
         probes = _probe_until_decided(settings, topics["transactions"], collector)
@@ -268,6 +296,7 @@ def run_bench(
         report, drained_in = _drive(
             settings, generator, collector, sampler, scorer, plan, config.drain_timeout_s
         )
+        sampler.end_window()
         sampler.sample(force=True)
         observations = collector.observations(
             rate=config.rate,
@@ -279,21 +308,17 @@ def run_bench(
             failed=report.failed,
         )
         result = summarise(observations)
-        usage = sampler.summary()
         result["generator"] |= {"undelivered": report.undelivered, "errors": report.errors}
-        result["drain_s"] = round(drained_in, 2)
-        result["drain_timeout_s"] = config.drain_timeout_s
-        result["scorer"] = {
-            "started_here": scorer.started_here,
-            "pid": scorer.pid,
-            "metrics_port": scorer.metrics_port,
-            **usage.get("scorer", {}),
+        result |= {
+            "drain_s": round(drained_in, 2),
+            "drain_timeout_s": config.drain_timeout_s,
+            "scorer": _scorer_section(scorer, sampler, result["decisions"] + result["dlq"]),
+            "processes": sampler.summary(),
+            "busy_cores": sampler.busy_cores(),
+            "topics": topics,
+            "partitions": collector.partitions,
+            "foreign_records": collector.foreign,
+            "started_at": started_at,
+            "machine": _machine(),
         }
-        result["processes"] = usage
-        result["busy_cores"] = sampler.busy_cores()
-        result["topics"] = topics
-        result["partitions"] = collector.partitions
-        result["foreign_records"] = collector.foreign
-        result["started_at"] = started_at
-        result["machine"] = machine()
     return result

@@ -178,12 +178,17 @@ def start_scorer(settings: Settings, topics: dict[str, str], log_path: Path) -> 
     return scorer
 
 
+def _mib(size: int) -> float | None:
+    return round(size / _MIB, 1) if size else None
+
+
 @dataclass
 class _Usage:
     process: Any
     children: bool
     cpu_start: float = 0.0
     cpu_end: float = 0.0
+    rss_start: int = 0
     rss: int = 0
     rss_peak: int = 0
 
@@ -236,6 +241,9 @@ class ResourceSampler:
         self._system_busy = [self._busy_seconds()]
         for usage in self._usage.values():
             usage.cpu_start = self._cpu(usage)
+        self.sample(force=True)
+        for usage in self._usage.values():
+            usage.rss_start = usage.rss
 
     def end_window(self) -> None:
         """End of the CPU accounting window (when sending ends)."""
@@ -273,14 +281,20 @@ class ResourceSampler:
         return {"machine": round(machine, 2), "other": round(max(0.0, machine - ours), 2)}
 
     def summary(self) -> dict[str, dict[str, float | None]]:
-        """Per process: ``cpu_percent`` (100 = one core busy), ``rss_mib``, ``rss_peak_mib``."""
+        """Per process: CPU in the window (``cpu_percent``: 100 = one core busy) and RSS.
+
+        RSS is taken when the window starts, at the end, and at its peak, so that memory
+        growing with the number of transactions decided shows up as a slope.
+        """
         span = self._window[1] - self._window[0] if len(self._window) == 2 else 0.0
         out: dict[str, dict[str, float | None]] = {}
         for name, usage in self._usage.items():
             cpu = (usage.cpu_end - usage.cpu_start) / span * 100 if span > 0 else None
             out[name] = {
                 "cpu_percent": None if cpu is None else round(cpu, 1),
-                "rss_mib": round(usage.rss / _MIB, 1) if usage.rss else None,
-                "rss_peak_mib": round(usage.rss_peak / _MIB, 1) if usage.rss_peak else None,
+                "cpu_seconds": round(usage.cpu_end - usage.cpu_start, 2),
+                "rss_start_mib": _mib(usage.rss_start),
+                "rss_mib": _mib(usage.rss),
+                "rss_peak_mib": _mib(usage.rss_peak),
             }
         return out

@@ -12,6 +12,7 @@ from streams.cli._bench import bench
 from streams.cli._decisions import decisions_app
 from streams.cli._demo import demo
 from streams.cli._infra import infra_app
+from streams.cli._models import models_app
 from streams.cli._produce import produce
 from streams.cli._rules import rules_app
 from streams.cli._score import score
@@ -32,6 +33,7 @@ app.add_typer(infra_app, name="infra")
 app.add_typer(topics_app, name="topics")
 app.add_typer(decisions_app, name="decisions")
 app.add_typer(rules_app, name="rules")
+app.add_typer(models_app, name="models")
 app.command()(simulate)
 app.command()(produce)
 app.command()(score)

@@ -15,7 +15,10 @@ def demo(
     duration: Annotated[
         float, typer.Option(help="Seconds of live traffic; 0 runs until Ctrl-C.", min=0)
     ] = 120.0,
-    rate: Annotated[float, typer.Option(help="Live transactions per second.", min=1)] = 200.0,
+    rate: Annotated[
+        float,
+        typer.Option(help="Live transactions per second (the population is sized for it).", min=1),
+    ] = 50.0,
     keep_servers: Annotated[
         bool, typer.Option(help="Leave the local servers running at the end.")
     ] = False,

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated
 
@@ -15,13 +16,51 @@ from streams.cli._common import console, fail, friendly_errors
 __all__ = ["produce"]
 
 
-def _synthetic_payloads(seed: int, users: int, merchants: int) -> Iterator[tuple[bytes, bytes]]:
+def _synthetic_payloads(
+    seed: int, users: int | None, merchants: int | None, rate: float
+) -> Iterator[tuple[bytes, bytes]]:
+    """Live simulated records, their event times on the simulated timeline (never squeezed).
+
+    Without --users the population is sized so that its natural rate is --rate, which keeps
+    every user as active as in the history the model learnt from. Events are held back
+    until at most a few minutes before their event time, so a population too small for
+    --rate never sends events the scorer would refuse as coming from the future: the send
+    rate then settles at the population's own.
+    """
     import orjson
 
-    from models.simulator import SimulatorConfig, live_events
+    from models.simulator import (
+        SimulatorConfig,
+        held_to_clock,
+        live_events,
+        merchants_for_users,
+        natural_rate,
+        population_for_rate,
+    )
+    from streams.settings import get_settings
 
+    if users is None:
+        users = population_for_rate(rate if rate > 0 else math.inf)[0]
+    if merchants is None:
+        merchants = merchants_for_users(users)
     config = SimulatorConfig(users=users, merchants=merchants, seed=seed)
-    for event in live_events(config, clock=lambda: datetime.now(tz=UTC)):
+    tolerance = timedelta(milliseconds=get_settings().future_tolerance_ms)
+    lead = min(_MAX_LEAD, tolerance / 2)
+    natural = natural_rate(config)
+    console.print(
+        f"simulating {users:,} users and {merchants:,} merchants in real time: about "
+        f"{natural:,.1f} events/s on average (busier evenings, quieter nights)"
+    )
+    speed = 1.0 if 0 < rate <= natural * 1.05 else (rate / natural if rate > 0 else math.inf)
+    if speed > 1:
+        asked = "as fast as possible" if math.isinf(speed) else f"--rate {rate:,.0f}"
+        console.print(
+            f"[yellow]{asked} is more than they make: simulated time runs "
+            + ("at the send clock" if math.isinf(speed) else f"{speed:,.1f}x faster")
+            + " (per-user gaps shrink, so velocity features run hot)[/]"
+        )
+    events = held_to_clock(_time_compressed(live_events(config), speed), max_lead=lead)
+    for event in events:
         payload = {k: v for k, v in event.items() if v is not None and k not in _NOT_SENT}
         moment = payload["event_time"]
         if isinstance(moment, datetime):
@@ -29,6 +68,27 @@ def _synthetic_payloads(seed: int, users: int, merchants: int) -> Iterator[tuple
         yield str(payload["user_id"]).encode(), orjson.dumps(payload)
 
 
+def _time_compressed(
+    events: Iterator[dict[str, object]], speed: float
+) -> Iterator[dict[str, object]]:
+    """Event times squeezed towards the first one by ``speed`` (inf: stamped with now)."""
+    if speed == 1:
+        yield from events
+        return
+    origin: datetime | None = None
+    for event in events:
+        moment = event["event_time"]
+        assert isinstance(moment, datetime)  # noqa: S101 - live_events' contract
+        if math.isinf(speed):
+            event["event_time"] = datetime.now(tz=UTC)
+        else:
+            origin = origin or moment
+            event["event_time"] = origin + (moment - origin) / speed
+        yield event
+
+
+#: How far ahead of the clock an event may be sent: well within the scorer's tolerance.
+_MAX_LEAD = timedelta(minutes=5)
 _NOT_SENT = frozenset({"label", "pattern"})
 
 
@@ -49,8 +109,13 @@ def produce(
         float | None, typer.Option(help="Stop after this many seconds (0 = run until Ctrl-C).")
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed of the synthetic population.")] = 7,
-    users: Annotated[int, typer.Option(help="Synthetic users.")] = 2000,
-    merchants: Annotated[int, typer.Option(help="Synthetic merchants.")] = 500,
+    users: Annotated[
+        int | None,
+        typer.Option(help="Synthetic users (default: as many as --rate needs, up to 2,000,000)."),
+    ] = None,
+    merchants: Annotated[
+        int | None, typer.Option(help="Synthetic merchants (default: a quarter of the users).")
+    ] = None,
     topic: Annotated[str | None, typer.Option(help="Topic (default: transactions).")] = None,
 ) -> None:
     """Send transactions keyed by user_id (idempotent, acks=all, murmur2_random).
@@ -78,10 +143,12 @@ def produce(
             if count is None and duration is None:
                 duration = 10.0
             total = count
-            payloads = _synthetic_payloads(seed, users, merchants)
+            payloads = _synthetic_payloads(seed, users, merchants, rate)
         producer = RecordProducer(settings, topic or settings.topic_transactions)
         deadline = time.monotonic() + duration if duration else None
-        pacer = Pacer(rate) if rate > 0 else None
+        # Headroom over --rate: the simulated day has busy evenings and quiet nights, and
+        # event times (held to the clock) already set the pace of synthetic traffic.
+        pacer = Pacer(rate * (2.5 if from_file is None else 1)) if rate > 0 else None
         sent = 0
         progress = Progress(
             TextColumn("[bold]producing"),

@@ -26,10 +26,12 @@ def score(
 ) -> None:
     """Score transactions into decisions until Ctrl-C.
 
-    Reads `transactions`, writes `decisions` and `transactions-dlq`. The model comes from
-    FRAUD_MODEL_DIR (default .fraudstream/model, see `fraudstream train`); without one,
-    decisions are made by the rules alone and flagged degraded. Metrics are served on
-    FRAUD_METRICS_PORT (+1 per process).
+    Reads `transactions`, writes `decisions` and `transactions-dlq`. The models come from
+    the `model-updates` topic (champion decides, challenger scores in shadow and decides
+    FRAUD_CHALLENGER_TRAFFIC_SHARE of users), swapped live between batches; without any
+    update, from the registry's champion (FRAUD_REGISTRY_DIR). FRAUD_MODEL_DIR pins one
+    model folder instead. Without a model, decisions are made by the rules alone and
+    flagged degraded. Metrics are served on FRAUD_METRICS_PORT (+1 per process).
     """
     from streams.scorer import run_scorer
     from streams.settings import get_settings

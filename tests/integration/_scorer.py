@@ -10,38 +10,46 @@ stops at the end offsets taken when reading starts.
 from __future__ import annotations
 
 import contextlib
-import itertools
+import math
 import os
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
+import urllib.request
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
 
 import orjson
+import pandas as pd
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
+from prometheus_client.parser import text_string_to_metric_families
 
-from models.simulator import SimulatorConfig, live_events
-from streams.producing import RecordProducer
+from models.simulator import SimulatorConfig, simulate_history
+from schemas.history import transaction_payloads
+from streams.producing import Pacer, RecordProducer
 from streams.settings import Settings
-from tests.doubles import wire_payload
 
 __all__ = [
     "FRAUDSTREAM",
+    "PacedProducer",
     "Record",
-    "Scorer",
     "ScoreTopics",
+    "Scorer",
     "create_topics",
     "delete_topics",
     "free_port",
     "isolated_events",
+    "keyed",
+    "port_is_free",
     "produce",
     "read_all",
     "topic_size",
@@ -89,7 +97,9 @@ def wait_until(
         if result:
             return result
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout_s:.0f}s waiting for {what}\n{diagnose()}")
+            raise AssertionError(
+                f"timed out after {timeout_s:.0f}s waiting for {what}\n{diagnose()}"
+            )
         time.sleep(poll_s)
 
 
@@ -149,21 +159,43 @@ def port_is_free(port: int) -> bool:
     return True
 
 
-def isolated_events(
-    count: int, *, seed: int, tag: str, users: int = 300, merchants: int = 100
-) -> list[dict[str, Any]]:
-    """``count`` live simulated transactions (event time now) as producers send them.
+def _history(count: int, *, seed: int, users: int, merchants: int) -> pd.DataFrame:
+    """At least ``count`` simulated rows: enough days for the population's activity."""
+    days = max(1, math.ceil(count / (users * 3)))  # a user makes ~4 transactions a day
+    while True:
+        config = SimulatorConfig(users=users, merchants=merchants, days=days, seed=seed)
+        frame = simulate_history(config)
+        if len(frame) >= count:
+            return frame
+        days *= 2
 
-    Every id that Redis could hold state for (user, card, device, merchant) is prefixed
-    with ``tag``, so allow/deny lists or merchant risks written by other tests on the
-    shared Redis cannot change these decisions; tx_ids are unique per call as well.
+
+def isolated_events(
+    count: int,
+    *,
+    seed: int,
+    tag: str,
+    users: int = 300,
+    merchants: int = 100,
+    spacing: timedelta = timedelta(milliseconds=50),
+) -> list[dict[str, Any]]:
+    """The first ``count`` simulated transactions, as producers send them, ending now.
+
+    Rows come from ``simulate_history`` in event-time order, re-stamped ``spacing`` apart
+    with the last one now: traffic of the last minutes, inside every window, the dedupe
+    horizon and the one-hour future limit. Every id that Redis could hold state for
+    (user, card, device, merchant) and the tx_id are prefixed with ``tag``, so allow/deny
+    lists or merchant risks written by other tests on the shared Redis cannot change
+    these decisions.
     """
-    config = SimulatorConfig(users=users, merchants=merchants, seed=seed)
+    frame = _history(count, seed=seed, users=users, merchants=merchants)
+    start_ms = time.time_ns() // 1_000_000 - count * (spacing // timedelta(milliseconds=1))
+    step_ms = spacing // timedelta(milliseconds=1)
     events = []
-    for event in itertools.islice(live_events(config), count):
-        payload = wire_payload(event)
-        payload["tx_id"] = f"{tag}-{payload['tx_id']}"
-        for field in ("user_id", "card_id", "device_id", "merchant_id"):
+    for i, (_key, value) in enumerate(transaction_payloads(frame.head(count))):
+        payload = orjson.loads(value)
+        payload["event_time"] = start_ms + i * step_ms  # epoch ms, as `produce` sends it
+        for field in ("tx_id", "user_id", "card_id", "device_id", "merchant_id"):
             if field in payload:
                 payload[field] = f"{tag}-{payload[field]}"
         events.append(payload)
@@ -181,6 +213,57 @@ def produce(settings: Settings, topic: str, records: Iterable[tuple[bytes | None
     stats = producer.stats
     assert (undelivered, stats.failed, stats.delivered) == (0, 0, sent), stats.errors
     return sent
+
+
+class PacedProducer(threading.Thread):
+    """Live traffic: sends records at ``rate`` per second in a background thread.
+
+    Use as a context manager; leaving it waits for the last record to be acknowledged
+    and fails if any was not (a test's traffic must be acknowledged to be owed a decision).
+    """
+
+    def __init__(
+        self, settings: Settings, topic: str, records: Iterable[tuple[bytes, bytes]], rate: float
+    ) -> None:
+        super().__init__(name="paced-producer", daemon=True)
+        self._producer = RecordProducer(settings, topic)
+        self._records = list(records)
+        self._rate = rate
+        self._stop_requested = threading.Event()
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            pacer = Pacer(self._rate)
+            for key, value in self._records:
+                while pacer.due() == 0:
+                    pacer.wait()
+                if self._stop_requested.is_set():
+                    return
+                pacer.sent += 1
+                self._producer.send(key, value)
+            self._producer.flush(60)
+        except BaseException as exc:  # reported by __exit__, in the test's thread
+            self.error = exc
+
+    def __enter__(self) -> PacedProducer:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        type_: type[BaseException] | None,
+        _value: BaseException | None,
+        _traceback: TracebackType | None,
+    ) -> None:
+        if type_ is not None:  # the test failed: stop sending, do not wait for the rest
+            self._stop_requested.set()
+        self.join(timeout=120)
+        if type_ is None:
+            assert not self.is_alive(), "paced producer did not finish"
+            assert self.error is None, repr(self.error)
+            stats = self._producer.stats
+            assert (stats.delivered, stats.failed) == (len(self._records), 0), stats.errors
 
 
 def keyed(events: Iterable[dict[str, Any]]) -> Iterator[tuple[bytes, bytes]]:
@@ -240,16 +323,15 @@ def read_all(settings: Settings, topic: str, timeout_s: float = 60) -> list[Reco
                 error = message.error()
                 assert error is None, f"reading {topic}: {error}"
                 partition, offset = message.partition(), message.offset()
+                assert partition is not None and offset is not None
                 if partition not in remaining or offset >= remaining[partition]:
                     continue
+                headers = {
+                    name: raw.decode() if isinstance(raw, bytes) else str(raw or "")
+                    for name, raw in message.headers() or []
+                }
                 records.append(
-                    Record(
-                        key=message.key(),
-                        value=message.value(),
-                        headers={k: (v or b"").decode() for k, v in message.headers() or []},
-                        partition=partition,
-                        offset=offset,
-                    )
+                    Record(message.key(), message.value() or b"", headers, partition, offset)
                 )
                 if offset + 1 >= remaining[partition]:
                     del remaining[partition]
@@ -375,6 +457,18 @@ class Scorer:
         except OSError:
             return "(no scorer log)"
         return f"--- scorer log ({self.log_path}) ---\n" + "\n".join(text.splitlines()[-lines:])
+
+    def metric(self, name: str, process: int = 0) -> dict[tuple[tuple[str, str], ...], float]:
+        """Samples of one metric scraped from process ``process``'s /metrics, by labels."""
+        url = f"http://127.0.0.1:{self.metrics_port + process}/metrics"
+        with urllib.request.urlopen(url, timeout=10) as response:
+            text = response.read().decode()
+        return {
+            tuple(sorted(sample.labels.items())): sample.value
+            for family in text_string_to_metric_families(text)
+            for sample in family.samples
+            if sample.name == name
+        }
 
     def assert_running(self) -> None:
         """Fail at once (with its log) if the scorer died instead of waiting out a timeout."""

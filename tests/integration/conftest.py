@@ -4,6 +4,9 @@
 the end of the session, only those it started itself (a developer's running servers are
 left running). With FRAUD_KAFKA_BOOTSTRAP / FRAUD_REDIS_URL set, the tests use those
 external servers instead and nothing local is started.
+
+For the scoring flow: ``score_topics`` gives each test its own transactions, decisions and
+DLQ topics, and ``model_dir`` a tiny trained ensemble, trained once per session.
 """
 
 from __future__ import annotations

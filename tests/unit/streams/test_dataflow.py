@@ -9,7 +9,6 @@ the per-user state.
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -40,12 +39,12 @@ HOUR_MS = 3_600_000
 
 
 @pytest.fixture(scope="module")
-def closed_port() -> Iterator[int]:
+def closed_port() -> int:
     """A loopback port nobody listens on: connecting is refused at once."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port: int = probe.getsockname()[1]
-    yield port
+    return port
 
 
 @pytest.fixture

@@ -34,7 +34,9 @@ def test_every_simulated_row_is_a_valid_transaction() -> None:
 
 
 def test_live_events_decode_as_the_pipeline_decodes_them() -> None:
-    clock = lambda: datetime(2026, 5, 1, tzinfo=UTC)
+    def clock() -> datetime:
+        return datetime(2026, 5, 1, tzinfo=UTC)
+
     stream = live_events(SimulatorConfig(users=100, merchants=40, seed=2), clock)
     for event in itertools.islice(stream, 3000):
         payload = {k: v for k, v in event.items() if v is not None and k not in _LABELS}

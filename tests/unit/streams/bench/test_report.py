@@ -156,7 +156,13 @@ def test_a_run_without_any_decision_still_summarises():
 def test_the_table_shows_the_headline_figures():
     result = summarise(observations(latency_ms=7)) | {
         "machine": {"cores": 2, "cpu": "Test CPU"},
-        "scorer": {"rss_mib": 210.5, "rss_peak_mib": 220.0, "cpu_percent": 40.0},
+        "scorer": {
+            "rss_start_mib": 200.0,
+            "rss_mib": 210.5,
+            "rss_peak_mib": 220.0,
+            "cpu_percent": 40.0,
+            "cpu_us_per_decision": 310.0,
+        },
         "busy_cores": {"machine": 1.5, "other": 0.25},
     }
     console = Console(record=True, width=120)
@@ -164,5 +170,6 @@ def test_the_table_shows_the_headline_figures():
     text = console.export_text()
     assert "7 / 7" in text  # p50 / p95
     assert "1,000 / 1,000 / 0" in text
-    assert "210.5 / 220.0" in text
+    assert "200.0 / 210.5 / 220.0" in text
+    assert "310.0" in text
     assert "Test CPU" in text
