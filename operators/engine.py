@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -156,6 +156,7 @@ class DecisionEngine:
         self._clock = clock
         self._share = challenger_share
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="onnx")
+        self._running: Future[ScoreBatch] | None = None
         self._shadow = ShadowScorer()
 
     def _score(
@@ -163,7 +164,12 @@ class DecisionEngine:
     ) -> tuple[ScoreBatch | None, str | None]:
         if model is None:
             return None, "no_model"
+        if self._running is not None and not self._running.done():
+            # The last batch overran its budget and is still running: queueing behind it
+            # would make every following batch late too. Decide this one by rules now.
+            return None, "model_timeout"
         future = self._executor.submit(model.score, matrix)
+        self._running = future
         try:
             return future.result(timeout=self._budget_s), None
         except FutureTimeout:

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import math
 import sys
-from array import array
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from itertools import chain
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -44,11 +44,14 @@ FEATURE_NAMES: tuple[str, ...] = (*USER_FEATURES, *MERCHANT_FEATURES, "merchant_
 MerchantRisk = Callable[[str, int], float | None]
 
 _WIDTH = len(FEATURE_NAMES)
-_NAN_ROW = (math.nan,) * _WIDTH
+_NAN_USER = (math.nan,) * len(USER_FEATURES)
+_NAN_MERCHANT = (math.nan,) * len(MERCHANT_FEATURES)
 _REQUIRED = ("tx_id", "user_id", "merchant_id", "amount", "event_time")
 # Sweep idle states this often (events): keeps a long replay's memory bounded, and
 # eviction never changes a feature (see UserVelocity).
 _EVICT_EVERY = 100_000
+# Rows are copied into the matrix this often (bounds the memory of pending tuples).
+_FLUSH_EVERY = 4_096
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,12 +145,17 @@ class FeatureReplayer:
         *,
         dedupe: bool,
     ) -> Replay:
-        # Columns, not per-row objects: this loop is the featurisation hot path.
-        out: array[float] = array("d")
-        flags = bytearray(len(times))  # bit 0: late, bit 1: duplicate
+        # Columns, not per-row objects: this loop is the featurisation hot path. Rows are
+        # gathered as the states' tuples and copied into the matrix a chunk at a time.
+        count = len(times)
+        rows = np.empty((count, _WIDTH), dtype=np.float64)
+        flags = bytearray(count)  # bit 0: late, bit 1: duplicate
+        chunk: list[tuple[float, ...]] = []
+        chunk_start = 0
+        risks: list[float] = []
         user_states, merchant_states, id_sets = self._users, self._merchants, self._ids
-        lateness, risk, newest = self._lateness_ms, self._merchant_risk, self._newest
-        next_sweep = _EVICT_EVERY
+        lateness, risk, newest, nan = self._lateness_ms, self._merchant_risk, self._newest, math.nan
+        next_flush, next_sweep = _FLUSH_EVERY, _EVICT_EVERY
         columns = zip(
             tx_ids, times, units, amounts, users, merchants, countries, lats, lons, strict=True
         )
@@ -159,7 +167,9 @@ class FeatureReplayer:
                 if ids is None:
                     ids = id_sets[user] = RecentIds(self._dedupe_ttl_ms, self._dedupe_max_size)
                 if ids.seen(tx_id, t):
-                    out.extend(_NAN_ROW)
+                    chunk.append(_NAN_USER)
+                    chunk.append(_NAN_MERCHANT)
+                    risks.append(nan)
                     flags[row] = 2
                     continue
             user_state = user_states.get(user)
@@ -172,20 +182,24 @@ class FeatureReplayer:
                 t, unit, amount, merchant, country, lat, lon
             )
             merchant_values, merchant_late = merchant_state.observe(t, unit, user)
-            out.extend(user_values)
-            out.extend(merchant_values)
-            value = risk(merchant, t) if risk is not None else None
-            out.append(math.nan if value is None else value)
+            chunk.append(user_values)
+            chunk.append(merchant_values)
+            if risk is not None:
+                value = risk(merchant, t)
+                risks.append(nan if value is None else value)
             if user_late or merchant_late:
                 flags[row] = 1
-            if row >= next_sweep:
-                next_sweep += _EVICT_EVERY
-                self._evict(newest)
+            if row >= next_flush:
+                next_flush += _FLUSH_EVERY
+                _copy_rows(chunk, rows, chunk_start)
+                chunk_start = row + 1
+                chunk = []
+                if row >= next_sweep:
+                    next_sweep += _EVICT_EVERY
+                    self._evict(newest)
+        _copy_rows(chunk, rows, chunk_start)
         self._newest = newest
-        if not flags:
-            empty = np.zeros(0, dtype=bool)
-            return Replay(rows=np.empty((0, _WIDTH), dtype=np.float64), late=empty, duplicate=empty)
-        rows = np.frombuffer(out, dtype=np.float64).reshape(len(flags), _WIDTH).copy()
+        rows[:, -1] = np.array(risks, dtype=np.float64) if risk is not None else nan
         marks = np.frombuffer(bytes(flags), dtype=np.uint8)
         return Replay(rows=rows, late=(marks & 1).astype(bool), duplicate=(marks & 2) > 0)
 
@@ -194,6 +208,15 @@ class FeatureReplayer:
         for states in (self._users, self._merchants, self._ids):
             for key in [key for key, state in states.items() if state.is_idle(now_ms)]:
                 del states[key]
+
+
+def _copy_rows(chunk: list[tuple[float, ...]], rows: NDArray[np.float64], start: int) -> None:
+    """Copy (user, merchant) value tuples, alternating, into ``rows[start:]`` at once."""
+    if chunk:
+        width = _WIDTH - 1
+        count = len(chunk) // 2
+        values = np.fromiter(chain.from_iterable(chunk), dtype=np.float64, count=count * width)
+        rows[start : start + count, :width] = values.reshape(count, width)
 
 
 def features_for_frame(

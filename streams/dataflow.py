@@ -113,6 +113,10 @@ def build_score_flow(settings: Settings, io: FlowIO | None = None) -> Dataflow:
     return flow
 
 
-def epoch_interval(settings: Settings) -> timedelta:
-    """How often Bytewax closes an epoch (and, with recovery, snapshots state)."""
-    return timedelta(seconds=settings.snapshot_interval_s)
+def epoch_interval(settings: Settings, *, recovery: bool) -> timedelta:
+    """How often Bytewax closes an epoch, which is when it snapshots every touched key.
+
+    Snapshots are only worth their cost when a recovery store keeps them; without one, a
+    long epoch keeps them off the hot path (outputs never wait for an epoch to close).
+    """
+    return timedelta(seconds=settings.snapshot_interval_s if recovery else 600)

@@ -48,10 +48,14 @@ class keys:  # noqa: N801 - a namespace of key builders
         return f"{keys.prefix}:decision:{tx_id}"
 
 
+_FIELD_ATTRIBUTE: dict[ListField, str] = {
+    "user": "user_id", "card": "card_id", "device": "device_id", "merchant": "merchant_id",
+}  # fmt: skip
+
+
 def _field_values(tx: Transaction, field: ListField) -> str | None:
-    return {"user": tx.user_id, "card": tx.card_id, "device": tx.device_id}.get(
-        field, tx.merchant_id
-    )
+    value: str | None = getattr(tx, _FIELD_ATTRIBUTE[field])
+    return value
 
 
 def _as_risk(raw: bytes | None) -> float:
@@ -144,6 +148,17 @@ class RedisStore:
         except (RedisError, OSError) as exc:
             return self._failed(exc)
         return None
+
+    def cached_decisions(self, tx_ids: list[str]) -> list[bytes | None]:
+        """First decisions of repeated transactions, one MGET; all None if Redis fails."""
+        if not tx_ids or self._backing_off():
+            return [None] * len(tx_ids)
+        try:
+            found = self._client.mget([keys.decision(t) for t in tx_ids])
+        except (RedisError, OSError) as exc:
+            self._failed(exc)
+            return [None] * len(tx_ids)
+        return [value if isinstance(value, bytes) else None for value in found]
 
     def cached_decision(self, tx_id: str) -> bytes | None:
         """The cached decision of a transaction, if any."""

@@ -121,7 +121,7 @@ def run_scorer(
             workers_per_process=workers,
             process_id=process_id,
             addresses=addresses,
-            epoch_interval=epoch_interval(settings),
+            epoch_interval=epoch_interval(settings, recovery=recovery is not None),
             recovery_config=recovery,
         )
     except KeyboardInterrupt:

@@ -68,7 +68,9 @@ class Settings(BaseSettings):
     future_tolerance_ms: int = Field(
         default=3_600_000, ge=0, description="Events further in the future go to the DLQ."
     )
-    dedupe_horizon_ms: int = Field(default=3_600_000, ge=0)
+    dedupe_horizon_ms: int = Field(
+        default=300_000, ge=0, description="In-process memory of first decisions; Redis beyond."
+    )
     redis_timeout_ms: int = Field(default=50, ge=1)
     model_budget_ms: int = Field(default=25, ge=1)
     decision_ttl_s: int = Field(default=7 * 24 * 3600, ge=1)

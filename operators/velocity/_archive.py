@@ -30,29 +30,39 @@ class Archive:
         self.last_t = NEVER
         self.last_loc: tuple[int, float, float] | None = None
 
-    def record(self, t: int, merchant: str, lat: float, lon: float) -> None:
-        """Take in one event leaving the raw log (``lat`` NaN when not located)."""
-        if t > self.last_t:
-            self.last_t = t
-        if lat == lat and (self.last_loc is None or t >= self.last_loc[0]):
-            self.last_loc = (t, lat, lon)
-        merchants, times = self.merchants, self.times
-        if merchant in merchants:
-            k = merchants.index(merchant)
-            if times[k] >= t:
-                return
-            del merchants[k]
-            del times[k]
-        k = bisect_right(times, t)
-        merchants.insert(k, merchant)
-        times.insert(k, t)
+    def record(
+        self, times: array[int], merchants: list[str], coords: array[float] | None, count: int
+    ) -> None:
+        """Take in the first ``count`` events of a raw log (``coords``: lat, lon pairs)."""
+        names, stamps = self.merchants, self.times
+        for j in range(count):
+            t, merchant = times[j], merchants[j]
+            if t > self.last_t:
+                self.last_t = t
+            if coords is not None:
+                lat = coords[2 * j]
+                if lat == lat and (self.last_loc is None or t >= self.last_loc[0]):
+                    self.last_loc = (t, lat, coords[2 * j + 1])
+            if merchant in names:
+                k = names.index(merchant)
+                if stamps[k] >= t:
+                    continue
+                del names[k]
+                del stamps[k]
+            if not stamps or t >= stamps[-1]:  # the common case: archived in time order
+                names.append(merchant)
+                stamps.append(t)
+            else:
+                k = bisect_right(stamps, t)
+                names.insert(k, merchant)
+                stamps.insert(k, t)
 
     def last_at(self, merchant: str) -> int:
         """Last archived time at ``merchant`` (which must be in ``merchants``)."""
         return self.times[self.merchants.index(merchant)]
 
     def forget(self, horizon: int) -> None:
-        """Drop everything at or before ``horizon``."""
+        """Drop everything at or before ``horizon`` (the last time too, once it is)."""
         times = self.times
         if times and times[0] <= horizon:
             gone = bisect_right(times, horizon)

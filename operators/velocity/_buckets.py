@@ -65,8 +65,11 @@ class PrefixBuckets:
     def totals(self, first: int, stop: int) -> tuple[int, int]:
         """Count and sum over buckets with ``first <= key < stop``."""
         keys = self.keys
-        lo = bisect_left(keys, first)
-        hi = bisect_left(keys, stop, lo)
+        last = len(keys) - 1
+        if last < 0:
+            return 0, 0
+        lo = 0 if keys[0] >= first else bisect_left(keys, first)
+        hi = last + 1 if keys[last] < stop else bisect_left(keys, stop, lo)
         if lo == hi:
             return 0, 0
         if lo:

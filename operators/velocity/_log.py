@@ -17,7 +17,7 @@ from operators.exceptions import FeatureInputError
 from operators.velocity._constants import NEVER
 from operators.velocity._size import deep_size
 
-__all__ = ["EventLog", "LogState"]
+__all__ = ["PRUNE_BATCH", "EventLog", "LogState"]
 
 #: What a snapshot stores for the log: lateness, newest time, prefix base, times, sums, ids.
 LogState = tuple[int, int, int, bytes, bytes, list[str]]
@@ -25,7 +25,7 @@ LogState = tuple[int, int, int, bytes, bytes, list[str]]
 # Old events are dropped in batches (at least this many, or a quarter of the log) so a
 # busy key does not shift its whole log for every event; until then they are ignored by
 # the windows' explicit time bounds.
-_PRUNE_BATCH = 32
+PRUNE_BATCH = 32
 # Prefix sums are rebased before they could come near the int64 limit.
 _REBASE_AT = 2**61
 
@@ -70,7 +70,7 @@ class EventLog:
         if not times or times[0] > horizon:
             return 0
         stale = bisect_right(times, horizon)
-        return stale if stale >= _PRUNE_BATCH or 4 * stale >= len(times) else 0
+        return stale if stale >= PRUNE_BATCH or 4 * stale >= len(times) else 0
 
     def _drop_front(self, count: int) -> None:
         self._base = self._cum[count - 1]

@@ -25,7 +25,7 @@ from operators.velocity._constants import (
     NEVER,
 )
 from operators.velocity._event import MERCHANT_FEATURES, VelocityEvent, WindowResult
-from operators.velocity._log import EventLog, LogState
+from operators.velocity._log import PRUNE_BATCH, EventLog, LogState
 from operators.velocity._size import deep_size
 
 __all__ = ["MerchantVelocity"]
@@ -75,11 +75,20 @@ class MerchantVelocity:
             head[user] = head.get(user, 0) + 1
             if t + HOUR_MS < self._slide_at:
                 self._slide_at = t + HOUR_MS
-        i = log._insert(t, units, user)
-        if i == 0:  # a new oldest event: the prune deadline may move earlier
-            self._prune_at = NEVER
-
-        times, cum, base = log._times, log._cum, log._base
+        times, cum = log._times, log._cum
+        n = len(times)
+        if n and t < times[n - 1]:
+            i = log._insert(t, units, user)
+            if i == 0:  # a new oldest event: the prune deadline may move earlier
+                self._prune_at = NEVER
+        else:  # in order: append (inlined, the common case)
+            i = n
+            cum.append((cum[n - 1] if n else log._base) + units)
+            times.append(t)
+            log._ids.append(user)
+            if not n:
+                self._prune_at = NEVER
+        base = log._base
         hi = i + 1
         lo_day = bisect_right(times, t - DAY_MS, 0, i)
         lo_hour = bisect_right(times, t - HOUR_MS, lo_day, i)
@@ -110,12 +119,14 @@ class MerchantVelocity:
     def _prune(self) -> None:
         """Drop raw events older than 24 h + lateness (in batches); set the next deadline."""
         log = self._log
-        stale = log._stale_count(MERCHANT_KEEP_MS)
-        if stale:
-            log._drop_front(stale)
+        times = log._times
         keep = MERCHANT_KEEP_MS + log._lateness
-        pending = bisect_right(log._times, log._max_t - keep)
-        self._prune_at = log._times[pending] + keep if pending < len(log._times) else FOREVER
+        stale = bisect_right(times, log._max_t - keep)
+        if stale and (stale >= PRUNE_BATCH or 4 * stale >= len(times)):
+            log._drop_front(stale)
+            stale = 0
+        # The next deadline: when the oldest event still kept turns stale.
+        self._prune_at = times[stale] + keep if stale < len(times) else FOREVER
 
     def _distinct_hour(self, t: int, lo_hour: int, hi: int) -> int:
         """Distinct users in ``(t - 1h, t]``: the head corrected, or a scan if cheaper."""

@@ -52,7 +52,7 @@ from operators.velocity._constants import (
 )
 from operators.velocity._event import USER_FEATURES, VelocityEvent, WindowResult
 from operators.velocity._geo import haversine_km
-from operators.velocity._log import EventLog, LogState
+from operators.velocity._log import PRUNE_BATCH, EventLog, LogState
 from operators.velocity._size import deep_size
 
 __all__ = ["UserVelocity"]
@@ -149,24 +149,48 @@ class UserVelocity:
         hi = i + 1
         top = cum[i]
         before = top - units  # prefix sum of everything before e
-        lo_day = bisect_right(times, t - DAY_MS, 0, i)
-        lo_hour = bisect_right(times, t - HOUR_MS, lo_day, i)
-        lo_10m = bisect_right(times, t - _TEN_MINUTES_MS, lo_hour, i)
-        lo_min = bisect_right(times, t - MINUTE_MS, lo_10m, i)
-        sum_day = top - (cum[lo_day - 1] if lo_day else base)
-        sum_hour = top - (cum[lo_hour - 1] if lo_hour else base)
-        sum_10m = top - (cum[lo_10m - 1] if lo_10m else base)
-        sum_min = top - (cum[lo_min - 1] if lo_min else base)
+        unit_amount = units / AMOUNT_SCALE
+        # Window starts: bisect only when an earlier event is close enough to count.
+        previous = times[i - 1] if i else NEVER
+        lo_day = lo_hour = lo_10m = lo_min = i
+        if previous > t - DAY_MS:
+            lo_day = 0 if times[0] > t - DAY_MS else bisect_right(times, t - DAY_MS, 0, i)
+            if previous > t - HOUR_MS:
+                lo_hour = bisect_right(times, t - HOUR_MS, lo_day, i)
+                if previous > t - _TEN_MINUTES_MS:
+                    lo_10m = bisect_right(times, t - _TEN_MINUTES_MS, lo_hour, i)
+                    if previous > t - MINUTE_MS:
+                        lo_min = bisect_right(times, t - MINUTE_MS, lo_10m, i)
+        # Sums and means; a window holding e alone needs no arithmetic.
+        sum_min = mean_min = sum_10m = mean_10m = sum_hour = mean_hour = unit_amount
+        sum_day = mean_day = unit_amount
+        if lo_day < i:
+            total = top - (cum[lo_day - 1] if lo_day else base)
+            sum_day, mean_day = total / AMOUNT_SCALE, total / ((hi - lo_day) * AMOUNT_SCALE)
+            if lo_hour < i:
+                total = top - (cum[lo_hour - 1] if lo_hour else base)
+                sum_hour = total / AMOUNT_SCALE
+                mean_hour = total / ((hi - lo_hour) * AMOUNT_SCALE)
+                if lo_10m < i:
+                    total = top - (cum[lo_10m - 1] if lo_10m else base)
+                    sum_10m = total / AMOUNT_SCALE
+                    mean_10m = total / ((hi - lo_10m) * AMOUNT_SCALE)
+                    if lo_min < i:
+                        total = top - (cum[lo_min - 1] if lo_min else base)
+                        sum_min = total / AMOUNT_SCALE
+                        mean_min = total / ((hi - lo_min) * AMOUNT_SCALE)
 
         # Bucketed windows: closed buckets from the stores, e's own bucket from raw events.
         week_key = t // WEEK_BUCKET_MS
-        lo_week = bisect_left(times, week_key * WEEK_BUCKET_MS, lo_day, i)
+        week_start = week_key * WEEK_BUCKET_MS
+        lo_week = i if previous < week_start else bisect_left(times, week_start, lo_day, i)
         week_n, week_s = self._week.totals(week_key - WEEK_BUCKETS + 1, week_key)
         count_week = week_n + hi - lo_week
         sum_week = week_s + top - (cum[lo_week - 1] if lo_week else base)
 
         month_key = t // MONTH_BUCKET_MS
-        lo_month = bisect_left(times, month_key * MONTH_BUCKET_MS, lo_day, i)
+        month_start = month_key * MONTH_BUCKET_MS
+        lo_month = i if previous < month_start else bisect_left(times, month_start, lo_day, i)
         open_n = i - lo_month  # prior events in e's own day
         open_s = before - (cum[lo_month - 1] if lo_month else base)
         open_m2 = self._open_spread(month_key, lo_month, i, open_n, open_s) if open_n > 1 else 0.0
@@ -189,7 +213,7 @@ class UserVelocity:
 
         floor = t - LONGEST_USER_MS
         archive = self._archive
-        prev = times[i - 1] if i else NEVER
+        prev = previous
         if prev < archive.last_t <= t:
             prev = archive.last_t
         since_prev = (t - prev) / SECOND_MS if prev > floor else _NAN
@@ -210,17 +234,17 @@ class UserVelocity:
 
         result = (
             hi - lo_min,
-            sum_min / AMOUNT_SCALE,
-            sum_min / ((hi - lo_min) * AMOUNT_SCALE),
+            sum_min,
+            mean_min,
             hi - lo_10m,
-            sum_10m / AMOUNT_SCALE,
-            sum_10m / ((hi - lo_10m) * AMOUNT_SCALE),
+            sum_10m,
+            mean_10m,
             hi - lo_hour,
-            sum_hour / AMOUNT_SCALE,
-            sum_hour / ((hi - lo_hour) * AMOUNT_SCALE),
+            sum_hour,
+            mean_hour,
             hi - lo_day,
-            sum_day / AMOUNT_SCALE,
-            sum_day / ((hi - lo_day) * AMOUNT_SCALE),
+            sum_day,
+            mean_day,
             count_week,
             sum_week / AMOUNT_SCALE,
             sum_week / (count_week * AMOUNT_SCALE),
@@ -244,7 +268,14 @@ class UserVelocity:
         # in-time one replaced the cache with its own day): then it voids the cache.
         if late and self._month_cache is not None and month_key < self._month_cache[0]:
             self._month_cache = None
-        self._week.add(week_key, units)
+        week = self._week
+        keys = week.keys
+        last = len(keys) - 1
+        if last >= 0 and keys[last] == week_key:  # e's bucket is the newest: the common case
+            week.counts[last] += 1
+            week.sums[last] += units
+        else:
+            week.add(week_key, units)
         self._month.add(month_key, units)
         return result, late
 
@@ -303,8 +334,8 @@ class UserVelocity:
         """Drop what no event within the lateness can need (``newest_kept`` = newest - L)."""
         times = self._log._times
         if times and times[0] <= newest_kept - RAW_KEEP_MS:
-            stale = self._log._stale_count(RAW_KEEP_MS)
-            if stale:
+            stale = bisect_right(times, newest_kept - RAW_KEEP_MS)
+            if stale >= PRUNE_BATCH or 4 * stale >= len(times):
                 self._archive_raw(stale)
         keys = self._week.keys
         first = newest_kept // WEEK_BUCKET_MS - WEEK_BUCKETS + 1
@@ -314,14 +345,17 @@ class UserVelocity:
         first = newest_kept // MONTH_BUCKET_MS - MONTH_BUCKETS + 1
         if keys and keys[0] < first:
             self._month.drop_before(first)
-        self._archive.forget(newest_kept - LONGEST_USER_MS)
+        archive = self._archive
+        horizon = newest_kept - LONGEST_USER_MS
+        if (archive.times and archive.times[0] <= horizon) or (
+            archive.last_loc is not None and archive.last_loc[0] <= horizon
+        ):
+            archive.forget(horizon)
 
     def _archive_raw(self, stale: int) -> None:
         """Move the first ``stale`` raw events to the archive."""
-        log, coords, archive = self._log, self._coords, self._archive
-        for j in range(stale):
-            lat, lon = (coords[2 * j], coords[2 * j + 1]) if coords is not None else (_NAN, _NAN)
-            archive.record(log._times[j], log._ids[j], lat, lon)
+        log, coords = self._log, self._coords
+        self._archive.record(log._times, log._ids, coords, stale)
         log._drop_front(stale)
         if self._countries is not None:
             del self._countries[:stale]

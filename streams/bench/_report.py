@@ -14,7 +14,14 @@ import numpy as np
 from numpy.typing import NDArray
 from rich.table import Table
 
-__all__ = ["Observations", "percentiles", "render_table", "summarise", "warmup_for"]
+__all__ = [
+    "Observations",
+    "percentiles",
+    "render_table",
+    "summarise",
+    "timeline",
+    "warmup_for",
+]
 
 _POINTS = (("p50", 50.0), ("p95", 95.0), ("p99", 99.0), ("p999", 99.9))
 _NS_PER_MS = 1_000_000
@@ -90,6 +97,28 @@ def _per_second(count: int, span_ns: float) -> float:
     return (count - 1) / (span_ns / 1e9)
 
 
+def timeline(
+    second: NDArray[np.int64], latency_ms: NDArray[Any], seconds: int
+) -> list[dict[str, float | int | None]]:
+    """Decisions and latency p50/p99/max per second of the schedule, warm-up included.
+
+    A backlog shows as latency climbing second after second; a periodic stall (an epoch
+    snapshot, a GC pause) as a spike every few seconds. Both hide in one p99.
+    """
+    order = np.argsort(second, kind="stable")
+    sorted_seconds = second[order]
+    bounds = np.searchsorted(sorted_seconds, np.arange(seconds + 1))
+    rows: list[dict[str, float | int | None]] = []
+    for s in range(seconds):
+        values = latency_ms[order[bounds[s] : bounds[s + 1]]]
+        points = percentiles(values)
+        rows.append(
+            {"s": s, "decisions": int(values.size)}
+            | {key: points[key] for key in ("p50", "p99", "max")}
+        )
+    return rows
+
+
 def summarise(obs: Observations) -> dict[str, Any]:
     """The benchmark's JSON document (without the machine and scorer sections).
 
@@ -109,6 +138,10 @@ def summarise(obs: Observations) -> dict[str, Any]:
     cause_names, cause_counts = np.unique(causes[causes != ""], return_counts=True)
     dlq = int(np.unique(obs.dlq_index).size)
 
+    all_latency_ms = obs.decision_ms[first] - obs.sent_ns[index] // _NS_PER_MS
+    by_second = timeline(
+        (index / obs.rate).astype(np.int64), all_latency_ms, math.ceil(obs.duration_s)
+    )
     warmup_events = math.ceil(obs.warmup_s * obs.rate)
     measured = first[index >= warmup_events]
     tx = obs.decision_index[measured]
@@ -142,6 +175,7 @@ def summarise(obs: Observations) -> dict[str, Any]:
             "failed": obs.failed,
             "behind_schedule_ms": percentiles(behind_ms),
         },
+        "timeline": by_second,
     }
 
 

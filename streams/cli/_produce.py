@@ -88,7 +88,7 @@ def _time_compressed(
 
 
 #: How far ahead of the clock an event may be sent: well within the scorer's tolerance.
-_MAX_LEAD = timedelta(minutes=5)
+_MAX_LEAD = timedelta(seconds=1)
 _NOT_SENT = frozenset({"label", "pattern"})
 
 

@@ -72,3 +72,13 @@ def test_unreachable_redis_degrades_the_batch_and_backs_off(servers: Settings):
     now[0] = 0.5  # within the back-off: not asked again, same cause
     assert store.enrich([_tx("u1", "m1")]).degraded_cause == "redis_unavailable"
     assert store.cache_decisions([("t1", b"{}")]) == "redis_unavailable"
+
+
+def test_cached_decisions_are_fetched_in_one_call(servers: Settings, prefix: str):
+    store = RedisStore(servers.redis_dsn)
+    store.cache_decisions([("t1", b'{"decision":"BLOCK"}'), ("t3", b'{"decision":"REVIEW"}')])
+    assert store.cached_decisions(["t1", "t2", "t3"]) == [
+        b'{"decision":"BLOCK"}',
+        None,
+        b'{"decision":"REVIEW"}',
+    ]

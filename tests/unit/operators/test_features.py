@@ -158,6 +158,7 @@ def test_eviction_during_a_replay_changes_no_feature(monkeypatch: pytest.MonkeyP
     events.append(VelocityEvent("last", START + 200 * DAY, 1.0, "m9", "u9"))
     kept = FeatureReplayer().replay(events).rows
     monkeypatch.setattr(features_module, "_EVICT_EVERY", 1)
+    monkeypatch.setattr(features_module, "_FLUSH_EVERY", 1)
     replayer = FeatureReplayer()
     evicting = replayer.replay(events).rows
     np.testing.assert_array_equal(evicting, kept)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -23,7 +24,7 @@ DELAY = 7 * DAY
 START = 1_532_476_800_000  # 2018-07-25T00:00:00Z
 
 
-def _frame(rows: list[tuple[str, str, str, int, object]]) -> pd.DataFrame:
+def _frame(rows: Sequence[tuple[str, str, str, int, object]]) -> pd.DataFrame:
     """Rows of (tx_id, user_id, merchant_id, event_ms, label)."""
     return pd.DataFrame(
         {

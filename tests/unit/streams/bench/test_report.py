@@ -173,3 +173,21 @@ def test_the_table_shows_the_headline_figures():
     assert "200.0 / 210.5 / 220.0" in text
     assert "310.0" in text
     assert "Test CPU" in text
+
+
+def test_the_timeline_shows_a_stall_in_the_second_it_happened_warm_up_included():
+    obs = observations(rate=100.0, duration_s=10.0, warmup_s=2.0, latency_ms=5)
+    obs.decision_ms[0] += 500  # start-up, in the warm-up
+    obs.decision_ms[650:660] += 200  # a stall in second 6
+    rows = summarise(obs)["timeline"]
+    assert [row["s"] for row in rows] == list(range(10))
+    assert all(row["decisions"] == 100 for row in rows)
+    assert rows[0]["max"] == 505.0
+    assert rows[6]["max"] == 205.0
+    assert rows[6]["p50"] == 5.0
+    assert all(row["max"] == 5.0 for i, row in enumerate(rows) if i not in (0, 6))
+
+
+def test_a_second_without_decisions_has_no_latency():
+    rows = summarise(observations(skip=frozenset(range(300, 400))))["timeline"]
+    assert rows[3] == {"s": 3, "decisions": 0, "p50": None, "p99": None, "max": None}
