@@ -12,7 +12,7 @@ with the incremental :class:`operators.label_features.KnownLabels`) are document
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -24,6 +24,8 @@ if TYPE_CHECKING:
     from numpy.typing import NDArray
 
 __all__ = ["frame_label_features"]
+
+_Number = TypeVar("_Number", np.int64, np.float64)
 
 _REQUIRED = ("tx_id", "user_id", "merchant_id", "event_time", "label")
 _TEXT_LABELS: dict[object, float] = {"fraud": 1.0, "legit": 0.0, 1: 1.0, 0: 0.0}
@@ -104,10 +106,10 @@ class _KnownIndex:
         )
         return positions
 
-    def latest(self, values: NDArray[np.int64]) -> NDArray[np.int64]:
+    def latest(self, values: NDArray[_Number]) -> NDArray[_Number]:
         """Running max per group of ``values`` (given in sorted order), inclusive."""
         grouped = pd.Series(values).groupby(self.groups, sort=False).cummax()
-        running: NDArray[np.int64] = grouped.to_numpy(dtype=np.int64)
+        running: NDArray[_Number] = grouped.to_numpy(dtype=values.dtype)
         return running
 
 
@@ -154,6 +156,17 @@ def _compute(
     user_latest = user_index.latest(at[frauds_only][user_index.order])
     out[next(column)] = user_frauds
     out[next(column)] = _seconds_since(at, _pick(user_latest, user_end - 1, user_frauds > 0, NEVER))
+    legit_only = fraud == 0
+    legit_index = _KnownIndex(users[legit_only], known[legit_only], users, at, n_users, span)
+    legit_end = legit_index.known_before()
+    legit = legit_end - legit_index.group_start[users]
+    out[next(column)] = legit
+    amounts = _amounts(frame)
+    spent = np.nan_to_num(amounts[legit_only][legit_index.order], nan=-np.inf)
+    ceiling = np.full(len(at), -np.inf)
+    has_legit = legit > 0
+    ceiling[has_legit] = legit_index.latest(spent)[legit_end[has_legit] - 1]
+    out[next(column)] = _ratio(amounts, ceiling)
 
     pairs, n_pairs = _codes(pd.Series(users * n_merchants + merchants), "pair")
     out[next(column)] = _earlier_in_group(pairs, n_pairs)
@@ -211,10 +224,24 @@ def _pick(
     return picked
 
 
-def _ratio(numerator: NDArray[np.int64], denominator: NDArray[np.int64]) -> NDArray[np.float64]:
+def _ratio(
+    numerator: NDArray[np.int64] | NDArray[np.float64],
+    denominator: NDArray[np.int64] | NDArray[np.float64],
+) -> NDArray[np.float64]:
+    """``numerator / denominator`` where the denominator is positive, NaN elsewhere."""
     shares = np.full(denominator.shape, np.nan)
     np.divide(numerator, denominator, out=shares, where=denominator > 0)
     return shares
+
+
+def _amounts(frame: pd.DataFrame) -> NDArray[np.float64]:
+    """Amounts as floats, NaN where missing or unparsable (or without an amount column)."""
+    if "amount" not in frame.columns:
+        return np.full(len(frame), np.nan)
+    values: NDArray[np.float64] = pd.to_numeric(frame["amount"], errors="coerce").to_numpy(
+        dtype=np.float64, na_value=np.nan
+    )
+    return values
 
 
 def _seconds_since(at: NDArray[np.int64], then: NDArray[np.int64]) -> NDArray[np.float64]:

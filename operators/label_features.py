@@ -25,6 +25,11 @@ system can know, and backtests measure what production would do.
   began the current run (how long the episode has lasted; NaN before the first fraud).
 - ``user_known_frauds`` / ``user_seconds_since_known_fraud``: the customer's own known
   frauds (all time) and ``at`` minus the event time of the latest one (NaN if none).
+- ``user_known_legit`` / ``user_amount_over_known_legit_max``: the customer's known
+  legit transactions (all time) and this amount divided by the largest of their amounts
+  (NaN without an amount or a known legit amount). Known-legit history is clean of the
+  recent, not yet reported frauds that inflate plain spending averages, so an amount
+  above everything the customer verifiably spent before is a sharp signal.
 - ``pair_prior_transactions``: this customer's earlier transactions at this merchant
   (labelled or not, the current one excluded); ``pair_known_frauds``: the customer's
   known frauds at this merchant.
@@ -88,6 +93,8 @@ LABEL_FEATURES: tuple[str, ...] = (
     "merchant_seconds_since_run_start",
     "user_known_frauds",
     "user_seconds_since_known_fraud",
+    "user_known_legit",
+    "user_amount_over_known_legit_max",
     "pair_prior_transactions",
     "pair_known_frauds",
 )
@@ -157,8 +164,37 @@ class _MerchantLabels:
                 del prefix[:stale]
 
 
+class _UserLabels:
+    """One customer's known frauds and known-legit spending."""
+
+    __slots__ = ("frauds", "latest_fraud_ms", "legit", "legit_max")
+
+    def __init__(self) -> None:
+        self.frauds = 0
+        self.latest_fraud_ms = NEVER
+        self.legit = 0
+        self.legit_max = math.nan
+
+    def apply(self, event_ms: int, fraud: int, amount: float) -> None:
+        if fraud:
+            self.frauds += 1
+            self.latest_fraud_ms = max(self.latest_fraud_ms, event_ms)
+        else:
+            self.legit += 1
+            if amount == amount and not amount <= self.legit_max:  # NaN-safe max
+                self.legit_max = amount
+
+    def values(self, at_ms: int, amount: float, out: list[float]) -> None:
+        out.append(float(self.frauds))
+        latest = self.latest_fraud_ms
+        out.append(math.nan if latest == NEVER else (at_ms - latest) / SECOND_MS)
+        out.append(float(self.legit))
+        ceiling = self.legit_max
+        out.append(amount / ceiling if ceiling > 0 else math.nan)
+
+
 _NO_MERCHANT = _MerchantLabels()
-_EMPTY_USER = (0, NEVER)
+_NO_USER = _UserLabels()
 
 
 class KnownLabels:
@@ -197,10 +233,10 @@ class KnownLabels:
             raise FeatureInputError(f"run_gap_ms must be >= 0, got {run_gap_ms}")
         self._run_gap = run_gap_ms
         self._ids = RecentIds(dedupe_ttl_ms, dedupe_max_size)
-        self._pending: list[tuple[int, int, str, str, int, int]] = []
+        self._pending: list[tuple[int, int, str, str, int, int, float]] = []
         self._seq = 0
         self._merchants: dict[str, _MerchantLabels] = {}
-        self._users: dict[str, tuple[int, int]] = {}  # (known frauds, latest fraud event ms)
+        self._users: dict[str, _UserLabels] = {}
         self._pair_frauds: dict[tuple[str, str], int] = {}
         self._pair_txs: dict[tuple[str, str], int] = {}
 
@@ -212,16 +248,18 @@ class KnownLabels:
         event_ms: int,
         label: int | bool,
         known_at_ms: int,
+        amount: float = math.nan,
     ) -> None:
         """Record that transaction ``tx_id`` (of ``event_ms``) is fraud (1) or legit (0).
 
-        The label influences no query with ``at_ms <= known_at_ms``.
+        The label influences no query with ``at_ms <= known_at_ms``. ``amount`` (the
+        transaction's) feeds the customer's known-legit spending.
         """
         if self._ids.seen(tx_id, known_at_ms):
             return
         self._seq += 1
         fraud = 1 if label else 0
-        record = (known_at_ms, self._seq, user_id, merchant_id, event_ms, fraud)
+        record = (known_at_ms, self._seq, user_id, merchant_id, event_ms, fraud, amount)
         heapq.heappush(self._pending, record)
 
     def observe_transaction(self, user_id: str, merchant_id: str) -> None:
@@ -229,14 +267,14 @@ class KnownLabels:
         key = (user_id, merchant_id)
         self._pair_txs[key] = self._pair_txs.get(key, 0) + 1
 
-    def features(self, user_id: str, merchant_id: str, at_ms: int) -> list[float]:
-        """The ``LABEL_FEATURES`` values of an event of ``user_id`` at ``merchant_id``."""
+    def features(
+        self, user_id: str, merchant_id: str, at_ms: int, amount: float = math.nan
+    ) -> list[float]:
+        """The ``LABEL_FEATURES`` values of an event (of ``amount``) of a customer at a merchant."""
         self._apply_known(at_ms)
         out: list[float] = []
         self._merchants.get(merchant_id, _NO_MERCHANT).values(at_ms, out)
-        frauds, latest = self._users.get(user_id, _EMPTY_USER)
-        out.append(float(frauds))
-        out.append(math.nan if latest == NEVER else (at_ms - latest) / SECOND_MS)
+        self._users.get(user_id, _NO_USER).values(at_ms, amount, out)
         pair = (user_id, merchant_id)
         out.append(float(self._pair_txs.get(pair, 0)))
         out.append(float(self._pair_frauds.get(pair, 0)))
@@ -245,14 +283,16 @@ class KnownLabels:
     def _apply_known(self, at_ms: int) -> None:
         pending = self._pending
         while pending and pending[0][0] < at_ms:
-            known_at, _, user, merchant, event_ms, fraud = heapq.heappop(pending)
+            known_at, _, user, merchant, event_ms, fraud, amount = heapq.heappop(pending)
             state = self._merchants.get(merchant)
             if state is None:
                 state = self._merchants[merchant] = _MerchantLabels()
             state.apply(known_at, event_ms, fraud, self._run_gap)
+            customer = self._users.get(user)
+            if customer is None:
+                customer = self._users[user] = _UserLabels()
+            customer.apply(event_ms, fraud, amount)
             if fraud:
-                frauds, latest = self._users.get(user, _EMPTY_USER)
-                self._users[user] = (frauds + 1, max(latest, event_ms))
                 pair = (user, merchant)
                 self._pair_frauds[pair] = self._pair_frauds.get(pair, 0) + 1
 
@@ -265,12 +305,13 @@ def label_features_for_frame(
 ) -> NDArray[np.float64]:
     """``LABEL_FEATURES`` of every row of a labelled history frame, point-in-time.
 
-    Columns: ``tx_id``, ``user_id``, ``merchant_id``, ``event_time`` (tz-aware) and
-    ``label`` (1/0, True/False or "fraud"/"legit"; missing = never labelled). Each row's
-    label becomes known ``label_delay_ms`` after its event time; rows are in arrival order
-    (``pair_prior_transactions`` counts earlier rows). The values equal what
-    :class:`KnownLabels` returns when every label is observed up front and the rows are
-    replayed in order; a repeated ``tx_id`` gets its first occurrence's row.
+    Columns: ``tx_id``, ``user_id``, ``merchant_id``, ``event_time`` (tz-aware),
+    ``label`` (1/0, True/False or "fraud"/"legit"; missing = never labelled) and
+    optionally ``amount`` (decimal strings or numbers; without it the amount ratio is
+    NaN). Each row's label becomes known ``label_delay_ms`` after its event time; rows
+    are in arrival order (``pair_prior_transactions`` counts earlier rows). The values
+    equal what :class:`KnownLabels` returns when every label is observed up front and
+    the rows are replayed in order; a repeated ``tx_id`` gets its first occurrence's row.
     """
     if label_delay_ms < 0 or run_gap_ms < 0:
         raise FeatureInputError(

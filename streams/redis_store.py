@@ -77,7 +77,7 @@ class RedisStore:
         *,
         timeout_s: float = 0.05,
         backoff_s: float = 0.25,
-        decision_ttl_s: int = 7 * 24 * 3600,
+        decision_ttl_s: int = 3600,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._client = redis.Redis.from_url(

@@ -73,7 +73,9 @@ class Settings(BaseSettings):
     )
     redis_timeout_ms: int = Field(default=50, ge=1)
     model_budget_ms: int = Field(default=25, ge=1)
-    decision_ttl_s: int = Field(default=7 * 24 * 3600, ge=1)
+    decision_ttl_s: int = Field(
+        default=3600, ge=1, description="Redis decision cache (~1.3 KB a decision) lifetime."
+    )
     input_batch_size: int = Field(default=500, ge=1)
     snapshot_interval_s: float = Field(default=5.0, gt=0)
     challenger_traffic_share: float = Field(

@@ -1,6 +1,6 @@
 """What a user's events still mean for 30-day features once they leave the raw log.
 
-The raw log keeps 24 h (+ lateness). "Previous transaction", "first time at this
+The raw log keeps 30 h (+ lateness). "Previous transaction", "first time at this
 merchant" and "previous located transaction" look back 30 days, but need only the last
 time per merchant, the last time, and the last location: this keeps just those.
 """
@@ -56,10 +56,6 @@ class Archive:
                 k = bisect_right(stamps, t)
                 names.insert(k, merchant)
                 stamps.insert(k, t)
-
-    def last_at(self, merchant: str) -> int:
-        """Last archived time at ``merchant`` (which must be in ``merchants``)."""
-        return self.times[self.merchants.index(merchant)]
 
     def forget(self, horizon: int) -> None:
         """Drop everything at or before ``horizon`` (the last time too, once it is)."""

@@ -25,7 +25,9 @@ PrefixState = tuple[bytes, bytes, bytes, int, int]
 #: Snapshot of spread buckets: keys, counts, sums, m2 (bytes).
 SpreadState = tuple[bytes, bytes, bytes, bytes]
 
+# Running totals are rebased (on a drop) long before they could overflow their arrays.
 _REBASE_AT = 2**61
+_REBASE_COUNT_AT = 2**30
 
 
 class PrefixBuckets:
@@ -35,7 +37,7 @@ class PrefixBuckets:
 
     def __init__(self) -> None:
         self.keys = array("i")
-        self.counts = array("q")  # events in buckets[0..j], plus base_count
+        self.counts = array("i")  # events in buckets[0..j], plus base_count
         self.sums = array("q")  # amounts in buckets[0..j], plus base_sum
         self.base_count = 0
         self.base_sum = 0
@@ -87,8 +89,8 @@ class PrefixBuckets:
         del keys[:k]
         del self.counts[:k]
         del self.sums[:k]
-        if self.base_count > _REBASE_AT or abs(self.base_sum) > _REBASE_AT:
-            self.counts = array("q", [c - self.base_count for c in self.counts])
+        if self.base_count > _REBASE_COUNT_AT or abs(self.base_sum) > _REBASE_AT:
+            self.counts = array("i", [c - self.base_count for c in self.counts])
             self.sums = array("q", [s - self.base_sum for s in self.sums])
             self.base_count = self.base_sum = 0
 

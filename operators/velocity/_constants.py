@@ -38,18 +38,19 @@ DEFAULT_LATENESS_MS = 300_000
 #: so sums never drift however many events slide through a window.
 AMOUNT_SCALE = 10_000
 
-#: 7d = 28 buckets of 6 h (1/28 of the horizon), aligned on the UTC epoch.
-WEEK_BUCKET_MS = 6 * HOUR_MS
-WEEK_BUCKETS = 28
-#: 30d = 30 buckets of one UTC day (1/30 of the horizon).
-MONTH_BUCKET_MS = DAY_MS
-MONTH_BUCKETS = 30
+#: 7d = 24 buckets of 7 h (1/24 of the horizon), aligned on the epoch.
+WEEK_BUCKET_MS = 7 * HOUR_MS
+WEEK_BUCKETS = 24
+#: 30d = 24 buckets of 30 h (1/24 of the horizon), aligned on the epoch.
+MONTH_BUCKET_MS = 30 * HOUR_MS
+MONTH_BUCKETS = 24
 
 #: The user's longest look-back: 30 days (bucketed windows, previous transaction,
 #: first time at a merchant, previous located transaction).
 LONGEST_USER_MS = MONTH_BUCKETS * MONTH_BUCKET_MS
-#: Raw events are kept for the longest exact window (24 h), plus the lateness.
-RAW_KEEP_MS = DAY_MS
+#: Raw events are kept for the longest exact window (24 h) or bucket (30 h, the newest
+#: bucket of a window is summed from raw events), plus the lateness.
+RAW_KEEP_MS = max(DAY_MS, WEEK_BUCKET_MS, MONTH_BUCKET_MS)
 #: A merchant's longest window is 24 h.
 MERCHANT_KEEP_MS = DAY_MS
 

@@ -56,6 +56,10 @@ MERCHANT_FEATURES: tuple[str, ...] = (
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ONE_MS = timedelta(milliseconds=1)
+# The datetime range (years 1..9999): what a Transaction can carry, and what keeps every
+# bucket key within the states' compact 32-bit arrays.
+_FIRST_MS = (datetime(1, 1, 1, tzinfo=UTC) - _EPOCH) // _ONE_MS
+_LAST_MS = (datetime(9999, 12, 31, 23, 59, 59, 999000, tzinfo=UTC) - _EPOCH) // _ONE_MS
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +84,10 @@ class VelocityEvent:
         # A NaN amount would poison every sum it ever enters; refuse it at the edge.
         if not math.isfinite(self.amount):
             raise FeatureInputError(f"transaction {self.tx_id!r}: amount must be finite")
+        if not _FIRST_MS <= self.event_ms <= _LAST_MS:
+            raise FeatureInputError(
+                f"transaction {self.tx_id!r}: event_ms {self.event_ms} is outside years 1-9999"
+            )
 
     @classmethod
     def from_transaction(cls, tx: Transaction) -> VelocityEvent:

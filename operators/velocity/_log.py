@@ -15,16 +15,15 @@ from bisect import bisect_right
 
 from operators.exceptions import FeatureInputError
 from operators.velocity._constants import NEVER
-from operators.velocity._size import deep_size
 
 __all__ = ["PRUNE_BATCH", "EventLog", "LogState"]
 
 #: What a snapshot stores for the log: lateness, newest time, prefix base, times, sums, ids.
 LogState = tuple[int, int, int, bytes, bytes, list[str]]
 
-# Old events are dropped in batches (at least this many, or a quarter of the log) so a
-# busy key does not shift its whole log for every event; until then they are ignored by
-# the windows' explicit time bounds.
+#: Old events are dropped in batches (at least this many, or a quarter of the log) so a
+#: busy key does not shift its whole log for every event; until then the windows' explicit
+#: time bounds ignore them.
 PRUNE_BATCH = 32
 # Prefix sums are rebased before they could come near the int64 limit.
 _REBASE_AT = 2**61
@@ -62,15 +61,6 @@ class EventLog:
         times.insert(i, t)
         self._ids.insert(i, key)
         return i
-
-    def _stale_count(self, keep_ms: int) -> int:
-        """How many leading events are older than ``keep_ms`` + lateness, once a batch."""
-        times = self._times
-        horizon = self._max_t - keep_ms - self._lateness
-        if not times or times[0] > horizon:
-            return 0
-        stale = bisect_right(times, horizon)
-        return stale if stale >= PRUNE_BATCH or 4 * stale >= len(times) else 0
 
     def _drop_front(self, count: int) -> None:
         self._base = self._cum[count - 1]
@@ -110,7 +100,3 @@ class EventLog:
         self._cum.frombytes(cum)
         # Interned again so restored states share their ids like live ones do.
         self._ids = [sys.intern(key) for key in ids]
-
-    def approx_bytes(self) -> int:
-        """Bytes this state holds in memory (ids count as shared pointers)."""
-        return deep_size(self)

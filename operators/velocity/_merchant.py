@@ -90,8 +90,13 @@ class MerchantVelocity:
                 self._prune_at = NEVER
         base = log._base
         hi = i + 1
-        lo_day = bisect_right(times, t - DAY_MS, 0, i)
-        lo_hour = bisect_right(times, t - HOUR_MS, lo_day, i)
+        # Window starts: bisect only when an earlier event is close enough to count.
+        previous = times[i - 1] if i else NEVER
+        lo_day = lo_hour = i
+        if previous > t - DAY_MS:
+            lo_day = 0 if times[0] > t - DAY_MS else bisect_right(times, t - DAY_MS, 0, i)
+            if previous > t - HOUR_MS:
+                lo_hour = bisect_right(times, t - HOUR_MS, lo_day, i)
         sum_day = cum[i] - (cum[lo_day - 1] if lo_day else base)
         # Nothing later than e: its hour is exactly the head window.
         distinct = len(head) if hi == len(times) else self._distinct_hour(t, lo_hour, hi)

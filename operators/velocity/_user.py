@@ -5,11 +5,11 @@ state, in arrival order; ``e`` itself counts in every window):
 
 - Exact windows (1m, 10m, 1h, 24h): seen events and ``e`` with ``e.t - H < t <= e.t``.
   An event seen earlier but with a later event time never counts.
-- Bucketed windows: 7d uses 28 buckets of 6 h, 30d uses 30 buckets of one UTC day
-  (bucket ``k = t // B``, aligned on the epoch). The window of ``e`` holds the seen events
-  and ``e`` with ``t <= e.t`` and ``t // B >= e.t // B - (N - 1)``: the buckets before
-  ``e``'s plus ``e``'s own bucket up to ``e.t``. It always lies inside the exact sliding
-  window and covers at least its last ``H - B``.
+- Bucketed windows: 7d uses 24 buckets of 7 h, 30d uses 24 buckets of 30 h (bucket
+  ``k = t // B``, epoch-aligned; N = 24 buckets of B = H / 24). The window of ``e``
+  holds the seen events and ``e`` with ``t <= e.t`` and ``t // B >= e.t // B - (N - 1)``:
+  the N - 1 buckets before ``e``'s plus ``e``'s own bucket up to ``e.t``. It always lies
+  inside the exact sliding window and covers at least its last ``H - B``.
 - ``user_amount_ratio_30d`` and ``user_amount_zscore_30d`` use the *prior* 30d window:
   the bucketed 30d window without ``e`` itself (seen events at ``e.t`` are prior). Ratio:
   amount / prior mean, NaN if no prior or a prior mean of 0. Z-score: (amount - prior
@@ -21,8 +21,8 @@ state, in arrival order; ``e`` itself counts in every window):
 - Events later than the lateness (``e.t < newest - lateness``) are still counted
   everywhere their time still falls inside the retained state, and flagged ``late``.
 
-State: raw events for 24 h + lateness (time, prefix sums, merchant, and country and
-coordinates only once the user has had one), 6 h and daily buckets for 30 days +
+State: raw events for 30 h + lateness (time, prefix sums, merchant, and country and
+coordinates only once the user has had one), 7 h and 30 h buckets for 30 days +
 lateness, and an archive of what older events still mean for the 30-day features.
 """
 
@@ -190,7 +190,8 @@ class UserVelocity:
 
         month_key = t // MONTH_BUCKET_MS
         month_start = month_key * MONTH_BUCKET_MS
-        lo_month = i if previous < month_start else bisect_left(times, month_start, lo_day, i)
+        # (a 30 h bucket may start before e's 24 h window: search from the log's start)
+        lo_month = i if previous < month_start else bisect_left(times, month_start, 0, i)
         open_n = i - lo_month  # prior events in e's own day
         open_s = before - (cum[lo_month - 1] if lo_month else base)
         open_m2 = self._open_spread(month_key, lo_month, i, open_n, open_s) if open_n > 1 else 0.0
@@ -222,7 +223,7 @@ class UserVelocity:
         else:
             first_time = merchant not in merchants[bisect_right(times, floor, 0, i) : i]
         if first_time and merchant in archive.merchants:
-            first_time = not floor < archive.last_at(merchant) <= t
+            first_time = not floor < archive.times[archive.merchants.index(merchant)] <= t
 
         countries = self._countries
         if countries is None:

@@ -115,6 +115,10 @@ class LocalRedis:
             'logfile ""',
             f"dir {redis_config_quote(str(self.directory))}",
             "dbfilename dump.rdb",
+            # No RDB snapshots: forking a large cache blocks Redis for 100+ ms, far beyond
+            # the scorer's 50 ms budget. The local Redis holds caches and derived data;
+            # what must survive lives in Kafka topics and the offline store.
+            'save ""',
             "appendonly no",
             f"requirepass {redis_config_quote(password)}",
         ]

@@ -50,15 +50,15 @@ def _by_hand(events: list[VelocityEvent]) -> tuple[np.ndarray, list[bool]]:
     ids: dict[str, RecentIds] = {}
     rows, repeated = [], []
     for event in events:
-        repeated.append(ids.setdefault(event.user_id, RecentIds()).seen(event.tx_id, event.event_ms))
+        repeated.append(
+            ids.setdefault(event.user_id, RecentIds()).seen(event.tx_id, event.event_ms)
+        )
         if repeated[-1]:
             rows.append([math.nan] * len(FEATURE_NAMES))
             continue
         user = users.setdefault(event.user_id, UserVelocity(LATENESS_MS)).update(event)
         merchant = merchants.setdefault(event.merchant_id, MerchantVelocity(LATENESS_MS))
-        rows.append(
-            [*user.features.values(), *merchant.update(event).features.values(), math.nan]
-        )
+        rows.append([*user.features.values(), *merchant.update(event).features.values(), math.nan])
     return np.array(rows, dtype=np.float64).reshape(len(events), len(FEATURE_NAMES)), repeated
 
 
@@ -69,7 +69,7 @@ def _assert_rows_equal(got: np.ndarray, want: np.ndarray) -> None:
 
 
 def test_feature_names_are_the_model_input_order() -> None:
-    assert FEATURE_NAMES == (*USER_FEATURES, *MERCHANT_FEATURES, "merchant_risk")
+    assert (*USER_FEATURES, *MERCHANT_FEATURES, "merchant_risk") == FEATURE_NAMES
     assert len(set(FEATURE_NAMES)) == len(FEATURE_NAMES) == 34
     assert FEATURE_NAMES[:3] == ("user_count_1m", "user_amount_sum_1m", "user_amount_mean_1m")
     assert FEATURE_NAMES[-6:] == (

@@ -46,14 +46,19 @@ def _replay(frame: pd.DataFrame, delay: int) -> np.ndarray:
     state = KnownLabels()
     utc = frame["event_time"].dt.tz_convert(None)
     millis = utc.to_numpy(dtype="datetime64[ms]").astype(np.int64).tolist()
-    for row, event_ms in zip(frame.itertuples(), millis, strict=True):
+    amounts = (
+        frame["amount"].astype(float).tolist() if "amount" in frame else [math.nan] * len(frame)
+    )
+    for row, event_ms, amount in zip(frame.itertuples(), millis, amounts, strict=True):
         if not pd.isna(row.label):
+            known_at = event_ms + delay
+            label = int(row.label)
             state.observe_label(
-                row.tx_id, row.user_id, row.merchant_id, event_ms, int(row.label), event_ms + delay
+                row.tx_id, row.user_id, row.merchant_id, event_ms, label, known_at, amount
             )
     values = []
-    for row, event_ms in zip(frame.itertuples(), millis, strict=True):
-        values.append(state.features(row.user_id, row.merchant_id, int(event_ms)))
+    for row, event_ms, amount in zip(frame.itertuples(), millis, amounts, strict=True):
+        values.append(state.features(row.user_id, row.merchant_id, int(event_ms), amount))
         state.observe_transaction(row.user_id, row.merchant_id)
     return np.array(values, dtype=np.float64).reshape(len(frame), len(LABEL_FEATURES))
 
@@ -122,6 +127,25 @@ def test_customer_and_pair_features_on_a_hand_computed_history(path: str) -> Non
     assert other["pair_prior_transactions"] == 0
     assert other["pair_known_frauds"] == 0
     assert other["merchant_known_labels_7d"] == 2  # merchant features are the customer's too
+
+
+def test_the_amount_is_compared_with_known_legit_spending_only() -> None:
+    frame = _frame(
+        [
+            ("1", "U", "M", START, 0),
+            ("2", "U", "M", START + 1 * DAY, 0),
+            ("3", "U", "M", START + 2 * DAY, 1),  # a fraud's amount is not "spending"
+            ("4", "U", "M", START + 3 * DAY, 0),  # legit, but not known at the query
+            ("q", "U", "M", START + 9 * DAY + 1, 0),
+        ]
+    ).assign(amount=["20.00", "40.00", "500.00", "900.00", "100.00"])
+    query = _named(label_features_for_frame(frame, DELAY)[4])
+    assert query["user_known_legit"] == 2
+    assert query["user_amount_over_known_legit_max"] == 2.5  # 100 / max(20, 40)
+    state = KnownLabels()
+    assert math.isnan(
+        _named(state.features("U", "M", START, 10.0))["user_amount_over_known_legit_max"]
+    )
 
 
 def test_window_edges_include_at_minus_width_and_exclude_older() -> None:
@@ -218,6 +242,7 @@ _ROWS = st.lists(
         st.sampled_from(["m1", "m2"]),
         st.sampled_from([0, 1, 60_000, DAY // 2, DAY, 3 * DAY, 8 * DAY]),
         st.sampled_from([0, 1, None]),
+        st.sampled_from(["12.50", "80.00", "3.10", "0.00", None]),
     ),
     min_size=1,
     max_size=40,
@@ -227,12 +252,12 @@ _ROWS = st.lists(
 @settings(max_examples=60, deadline=None)
 @given(rows=_ROWS, delay=st.sampled_from([0, DAY, DELAY]))
 def test_the_frame_path_equals_the_incremental_class(
-    rows: list[tuple[str, str, int, int | None]], delay: int
+    rows: list[tuple[str, str, int, int | None, str | None]], delay: int
 ) -> None:
     clock = START
     history = []
-    for index, (user, merchant, gap, label) in enumerate(rows):
+    for index, (user, merchant, gap, label, _) in enumerate(rows):
         clock += gap
         history.append((f"t{index}", user, merchant, clock, label))
-    frame = _frame(history)
+    frame = _frame(history).assign(amount=[row[4] for row in rows])
     np.testing.assert_array_equal(label_features_for_frame(frame, delay), _replay(frame, delay))

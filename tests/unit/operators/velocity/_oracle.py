@@ -17,7 +17,7 @@ HOUR = 3_600_000
 DAY = 86_400_000
 MONTH = 30 * DAY
 EXACT_WINDOWS = (("1m", MINUTE), ("10m", 10 * MINUTE), ("1h", HOUR), ("24h", DAY))
-BUCKETED_WINDOWS = (("7d", 6 * HOUR, 28), ("30d", DAY, 30))
+BUCKETED_WINDOWS = (("7d", 7 * HOUR, 24), ("30d", 30 * HOUR, 24))
 EARTH_RADIUS_KM = 6371.0088
 NAN = math.nan
 
@@ -66,7 +66,7 @@ def user_features(history: list[VelocityEvent], event: VelocityEvent) -> dict[st
         float(Fraction(t - max(x.event_ms for x in recent), 1000)) if recent else NAN
     )
 
-    prior = [units(x) for x in history if _in_bucketed(event, x, DAY, 30)]
+    prior = [units(x) for x in history if _in_bucketed(event, x, 30 * HOUR, 24)]
     amount = units(event)
     if prior and sum(prior):
         out["user_amount_ratio_30d"] = float(Fraction(amount * len(prior), sum(prior)))
@@ -116,9 +116,7 @@ def merchant_features(history: list[VelocityEvent], event: VelocityEvent) -> dic
         "merchant_count_1h": float(len(hour)),
         "merchant_count_24h": float(len(day)),
         "merchant_distinct_users_1h": float(len({x.user_id for x in hour})),
-        "merchant_amount_mean_24h": float(
-            Fraction(sum(units(x) for x in day), 10_000 * len(day))
-        ),
+        "merchant_amount_mean_24h": float(Fraction(sum(units(x) for x in day), 10_000 * len(day))),
     }
 
 

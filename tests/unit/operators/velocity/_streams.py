@@ -24,7 +24,7 @@ LATENESS = st.sampled_from([0, MINUTE, 5 * MINUTE, 2 * HOUR, 2 * DAY])
 _GAPS = st.one_of(
     st.just(0),
     st.integers(1, 59_999),
-    st.sampled_from([MINUTE, 10 * MINUTE, HOUR, 6 * HOUR, DAY, 7 * DAY, 30 * DAY]),
+    st.sampled_from([MINUTE, 10 * MINUTE, HOUR, 7 * HOUR, DAY, 30 * HOUR, 7 * DAY, 30 * DAY]),
     st.integers(MINUTE, 2 * HOUR),
     st.integers(2 * HOUR, 3 * DAY),
     st.integers(3 * DAY, 35 * DAY),

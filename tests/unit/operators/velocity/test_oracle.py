@@ -62,7 +62,9 @@ def test_merchant_features_match_the_oracle(stream: tuple[int, list[VelocityEven
 def _busy_merchant(draw: st.DrawFn) -> tuple[int, list[VelocityEvent]]:
     # One merchant, many users, dense in time: exercises the head window's corrections.
     lateness = draw(st.sampled_from([5 * 60_000, 30 * 60_000, 2 * 3_600_000]))
-    return lateness, draw(arrivals(lateness, min_size=20, max_size=60, users=6, merchants=1, gaps=DENSE_GAPS))
+    return lateness, draw(
+        arrivals(lateness, min_size=20, max_size=60, users=6, merchants=1, gaps=DENSE_GAPS)
+    )
 
 
 @settings(max_examples=30, deadline=None)

@@ -100,3 +100,12 @@ def test_an_unreachable_external_redis_is_reported_without_its_password():
     status = external_redis_status(settings)
     assert (status.mode, status.running, status.address) == ("external", False, "127.0.0.1:1")
     assert "hunter2" not in str(status.as_dict())
+
+
+def test_local_redis_never_forks_for_snapshots(tmp_path):
+    from streams.infra import LocalRedis
+    from streams.settings import Settings
+
+    config = LocalRedis(Settings(state_dir=tmp_path)).render_config()
+    assert 'save ""' in config.splitlines()
+    assert "appendonly no" in config.splitlines()
