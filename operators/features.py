@@ -159,7 +159,9 @@ class FeatureReplayer:
         columns = zip(
             tx_ids, times, units, amounts, users, merchants, countries, lats, lons, strict=True
         )
-        for row, (tx_id, t, unit, amount, user, merchant, country, lat, lon) in enumerate(columns):
+        row = -1
+        for tx_id, t, unit, amount, user, merchant, country, lat, lon in columns:
+            row += 1
             if t > newest:
                 newest = t
             if dedupe:

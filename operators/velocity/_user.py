@@ -195,10 +195,10 @@ class UserVelocity:
         open_n = i - lo_month  # prior events in e's own day
         open_s = before - (cum[lo_month - 1] if lo_month else base)
         open_m2 = self._open_spread(month_key, lo_month, i, open_n, open_s) if open_n > 1 else 0.0
-        month = self._month_cache
-        if month is None or month[0] != month_key or late:
-            month = self._month_closed(month_key, late)
-        _, closed_n, closed_s, prior_m2 = month
+        closed = self._month_cache
+        if closed is None or closed[0] != month_key or late:
+            closed = self._month_closed(month_key, late)
+        _, closed_n, closed_s, prior_m2 = closed
         prior_n = closed_n + open_n
         prior_s = closed_s + open_s
         if closed_n and open_n:  # Chan's merge, exact integer numerator
@@ -277,7 +277,17 @@ class UserVelocity:
             week.sums[last] += units
         else:
             week.add(week_key, units)
-        self._month.add(month_key, units)
+        month = self._month
+        keys = month.keys
+        last = len(keys) - 1
+        if last >= 0 and keys[last] == month_key:  # Welford's step, as SpreadBuckets.add
+            count, total = month.counts[last], month.sums[last]
+            gap = units * count - total
+            month.spreads[last] += gap * gap / (count * (count + 1))
+            month.counts[last] = count + 1
+            month.sums[last] = total + units
+        else:
+            month.add(month_key, units)
         return result, late
 
     def _insert_country(self, i: int, country: str | None) -> None:
@@ -336,7 +346,7 @@ class UserVelocity:
         times = self._log._times
         if times and times[0] <= newest_kept - RAW_KEEP_MS:
             stale = bisect_right(times, newest_kept - RAW_KEEP_MS)
-            if stale >= PRUNE_BATCH or 4 * stale >= len(times):
+            if stale >= PRUNE_BATCH or 2 <= 4 * stale >= len(times):
                 self._archive_raw(stale)
         keys = self._week.keys
         first = newest_kept // WEEK_BUCKET_MS - WEEK_BUCKETS + 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import replace
 
 import numpy as np
@@ -180,7 +181,9 @@ def test_empty_frame_gives_no_rows() -> None:
         (lambda f: f.assign(user_id=["u1", None]), "user_id: missing"),
     ],
 )
-def test_unusable_frames_are_refused_with_the_reason(change, message: str) -> None:  # type: ignore[no-untyped-def]
+def test_unusable_frames_are_refused_with_the_reason(
+    change: Callable[[pd.DataFrame], pd.DataFrame], message: str
+) -> None:
     events = [VelocityEvent(f"t{k}", START + k, 1.0, "m1", "u1") for k in range(2)]
     with pytest.raises(FeatureInputError, match=message):
         features_for_frame(change(_frame(events)))

@@ -80,7 +80,7 @@ def events_in_time_order(
 
 @st.composite
 def arrivals(
-    draw: st.DrawFn, lateness: int, **shape: int | st.SearchStrategy[int]
+    draw: st.DrawFn, /, lateness: int, **shape: int | st.SearchStrategy[int]
 ) -> list[VelocityEvent]:
     """Events in an arrival order that is out of order by at most ``lateness``."""
     events = draw(events_in_time_order(**shape))  # type: ignore[arg-type]

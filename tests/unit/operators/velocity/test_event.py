@@ -13,15 +13,17 @@ from schemas import Transaction
 
 
 def test_from_transaction_keeps_exact_milliseconds_and_optional_fields() -> None:
-    tx = Transaction(
-        tx_id="t-1",
-        user_id="user-1",
-        merchant_id="shop-1",
-        amount="12.3456",
-        event_time="2026-03-07T10:15:30.123+01:00",
-        country="FR",
-        lat=48.85,
-        lon=2.35,
+    tx = Transaction.model_validate(
+        {
+            "tx_id": "t-1",
+            "user_id": "user-1",
+            "merchant_id": "shop-1",
+            "amount": "12.3456",
+            "event_time": "2026-03-07T10:15:30.123+01:00",
+            "country": "FR",
+            "lat": 48.85,
+            "lon": 2.35,
+        }
     )
     event = VelocityEvent.from_transaction(tx)
     assert event.event_ms == 1_772_874_930_123  # 09:15:30.123 UTC
@@ -31,8 +33,14 @@ def test_from_transaction_keeps_exact_milliseconds_and_optional_fields() -> None
 
 
 def test_from_transaction_without_optional_fields() -> None:
-    tx = Transaction(
-        tx_id="t-2", user_id="u", merchant_id="m", amount="1", event_time=1_700_000_000_000
+    tx = Transaction.model_validate(
+        {
+            "tx_id": "t-2",
+            "user_id": "u",
+            "merchant_id": "m",
+            "amount": "1",
+            "event_time": 1_700_000_000_000,
+        }
     )
     event = VelocityEvent.from_transaction(tx)
     assert (event.event_ms, event.country, event.lat, event.lon) == (

@@ -61,7 +61,7 @@ def test_idle_once_everything_expired() -> None:
 def test_pickle_round_trip_keeps_the_ids() -> None:
     ids = RecentIds(ttl_ms=10 * MINUTE, max_size=5)
     ids.seen("a", 0)
-    restored = pickle.loads(pickle.dumps(ids))  # noqa: S301 - our own bytes
+    restored = pickle.loads(pickle.dumps(ids))
     assert restored.seen("a", 0)
     assert not restored.seen("b", 0)
 

@@ -111,8 +111,8 @@ def test_a_pickled_state_continues_exactly_like_the_original(
         users.setdefault(event.user_id, UserVelocity(lateness)).update(event)
         merchants.setdefault(event.merchant_id, MerchantVelocity(lateness)).update(event)
     # Our own bytes, round-tripped as Bytewax recovery would.
-    restored_users = pickle.loads(pickle.dumps(users))  # noqa: S301
-    restored_merchants = pickle.loads(pickle.dumps(merchants))  # noqa: S301
+    restored_users = pickle.loads(pickle.dumps(users))
+    restored_merchants = pickle.loads(pickle.dumps(merchants))
     for event in events[split:]:
         for live, restored, key in (
             (users, restored_users, event.user_id),
