@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import argparse
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -41,7 +41,7 @@ from models._handbook_protocol import (
     handbook_test_mask,
     prequential_windows,
 )
-from models.ensemble import XGBoostMember, score_metrics, train_ensemble
+from models.ensemble import EnsembleMember, XGBoostMember, score_metrics, train_ensemble
 from models.evaluation import card_precision_at_k
 from models.exceptions import EvaluationError
 from operators.features import FEATURE_NAMES, features_for_frame
@@ -95,15 +95,14 @@ class HandbookSettings:
     train_start: datetime = HANDBOOK_TRAIN_START
     folds: int = 4
     members: tuple[str, ...] = ("xgboost", "logreg")
-    n_estimators: int = 400
-    max_depth: int = 3
+    n_estimators: int = 200
+    max_depth: int = 5
     learning_rate: float = 0.05
     n_jobs: int = 2
     validation_share: float = 0.2
     seed: int = 0
     top_k: int = 100
     ablation: bool = False  # also train the fixed fold on velocity features only
-    feature_names: tuple[str, ...] = field(default=MODEL_FEATURES)
 
 
 class Featurised(NamedTuple):
@@ -168,14 +167,14 @@ def evaluate_fold(
     columns: NDArray[np.intp] | None = None,
 ) -> dict[str, Any]:
     """Train on the fold's training week, score its test week, return its metrics."""
-    names = settings.feature_names if columns is None else tuple(MODEL_FEATURES[i] for i in columns)
+    names = MODEL_FEATURES if columns is None else tuple(MODEL_FEATURES[i] for i in columns)
     matrix = data.matrix if columns is None else data.matrix[:, columns]
     start_ms, end_ms = (_epoch_ms(moment) for moment in (windows.train_start, windows.train_end))
     train = (data.event_ms >= start_ms) & (data.event_ms < end_ms)
     test = handbook_test_mask(data.event_ms, data.user_ids, data.labels, windows)
     if not train.any() or not test.any():
         raise EvaluationError(f"the data do not cover {windows.describe()}")
-    members: list[Any] = [
+    members: list[str | EnsembleMember] = [
         XGBoostMember(
             n_estimators=settings.n_estimators,
             max_depth=settings.max_depth,
@@ -241,7 +240,7 @@ def run_handbook(data_path: Path, out_dir: Path, settings: HandbookSettings) -> 
         "settings": {
             k: str(v) if isinstance(v, datetime) else v for k, v in asdict(settings).items()
         },
-        "feature_names": list(settings.feature_names),
+        "feature_names": list(MODEL_FEATURES),
         "timings": data.timings,
         "fixed": folds[0],
         "prequential": {

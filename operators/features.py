@@ -102,7 +102,9 @@ class FeatureReplayer:
         self._merchants: dict[str, MerchantVelocity] = {}
         self._ids: dict[str, RecentIds] = {}
         self._newest = NEVER
-        UserVelocity(lateness_ms)  # refuse a bad lateness now, not at the first event
+        # Refuse bad settings now, not at the first event.
+        UserVelocity(lateness_ms)
+        RecentIds(dedupe_ttl_ms, dedupe_max_size)
 
     @property
     def users(self) -> dict[str, UserVelocity]:

@@ -56,6 +56,20 @@ def _interrupted(error: BaseException) -> bool:
     return False
 
 
+def _interrupt(signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def _stop_on_signals() -> None:
+    """Ctrl-C and SIGTERM stop the scorer cleanly, however it was started.
+
+    A process started in the background by a non-interactive shell inherits SIGINT as
+    ignored, and Python then never raises KeyboardInterrupt: install the handlers here.
+    """
+    signal.signal(signal.SIGINT, _interrupt)
+    signal.signal(signal.SIGTERM, _interrupt)
+
+
 def _supervise(settings: Settings, processes: int, workers: int, recovery: Path | None) -> int:
     addresses = ",".join(cluster_addresses(processes))
     if recovery is not None:
@@ -95,6 +109,7 @@ def run_scorer(
     if processes > 1 and process_id is None:
         return _supervise(settings, processes, workers, recovery_dir)
     index = process_id or 0
+    _stop_on_signals()
     configure_logging(settings.log_level, service="scorer", process=index)
     health = Health()
     server = serve_metrics(settings.metrics_host, settings.metrics_port + index, health)

@@ -32,71 +32,73 @@ _REBASE_AT = 2**61
 class EventLog:
     """Raw events of one key: times, prefix sums of amounts (1/10,000 units), and an id."""
 
-    __slots__ = ("_base", "_cum", "_ids", "_lateness", "_max_t", "_times")
+    __slots__ = ("base", "cum", "ids", "lateness", "max_t", "times")
 
     def __init__(self, lateness_ms: int) -> None:
         if not isinstance(lateness_ms, int) or lateness_ms < 0:
             raise FeatureInputError(f"lateness_ms must be a non-negative int, got {lateness_ms!r}")
-        self._lateness = lateness_ms
-        self._max_t = NEVER
-        self._times = array("q")
-        self._cum = array("q")
-        self._base = 0  # prefix sum just before the first kept event
-        self._ids: list[str] = []
+        self.lateness = lateness_ms
+        self.max_t = NEVER
+        self.times = array("q")
+        self.cum = array("q")
+        self.base = 0  # prefix sum just before the first kept event
+        self.ids: list[str] = []
 
-    def _insert(self, t: int, units: int, key: str) -> int:
+    def insert(self, t: int, units: int, key: str) -> int:
         """Insert after any event with the same time; return its index."""
-        times = self._times
-        cum = self._cum
+        times = self.times
+        cum = self.cum
         n = len(times)
         if not n or t >= times[n - 1]:
-            cum.append((cum[n - 1] if n else self._base) + units)
+            cum.append((cum[n - 1] if n else self.base) + units)
             times.append(t)
-            self._ids.append(key)
+            self.ids.append(key)
             return n
         i = bisect_right(times, t)
-        cum.insert(i, (cum[i - 1] if i else self._base) + units)
+        cum.insert(i, (cum[i - 1] if i else self.base) + units)
         for j in range(i + 1, n + 1):
             cum[j] += units
         times.insert(i, t)
-        self._ids.insert(i, key)
+        self.ids.insert(i, key)
         return i
 
-    def _drop_front(self, count: int) -> None:
-        self._base = self._cum[count - 1]
-        del self._times[:count]
-        del self._cum[:count]
-        del self._ids[:count]
-        if abs(self._base) > _REBASE_AT:
-            shift = self._base
-            self._cum = array("q", [value - shift for value in self._cum])
-            self._base = 0
+    def drop_front(self, count: int) -> None:
+        """Forget the ``count`` oldest events (their sum moves into ``base``)."""
+        self.base = self.cum[count - 1]
+        del self.times[:count]
+        del self.cum[:count]
+        del self.ids[:count]
+        if abs(self.base) > _REBASE_AT:
+            shift = self.base
+            self.cum = array("q", [value - shift for value in self.cum])
+            self.base = 0
 
-    def _log_state(self) -> LogState:
+    def snapshot(self) -> LogState:
+        """The log as plain values and bytes, for a compact pickle."""
         return (
-            self._lateness,
-            self._max_t,
-            self._base,
-            self._times.tobytes(),
-            self._cum.tobytes(),
-            self._ids,
+            self.lateness,
+            self.max_t,
+            self.base,
+            self.times.tobytes(),
+            self.cum.tobytes(),
+            self.ids,
         )
 
     @classmethod
     def restore(cls, state: LogState) -> EventLog:
-        """Rebuild a log from :meth:`_log_state`."""
-        log = cls.__new__(cls)
-        log._restore_log(state)
+        """Rebuild a log from :meth:`snapshot`."""
+        log = cls(state[0])
+        log._load(state)
         return log
 
-    def _restore_log(self, state: LogState) -> None:
+    def _load(self, state: LogState) -> None:
         lateness, max_t, base, times, cum, ids = state
-        self._lateness = lateness
-        self._max_t = max_t
-        self._base = base
-        self._times = array("q")
-        self._times.frombytes(times)
-        self._cum = array("q")
-        self._cum.frombytes(cum)
+        self.lateness = lateness
+        self.max_t = max_t
+        self.base = base
+        self.times = array("q")
+        self.times.frombytes(times)
+        self.cum = array("q")
+        self.cum.frombytes(cum)
         # Interned again so restored states share their ids like live ones do.
-        self._ids = [sys.intern(key) for key in ids]
+        self.ids = [sys.intern(key) for key in ids]

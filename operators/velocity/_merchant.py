@@ -53,7 +53,7 @@ class MerchantVelocity:
     def is_idle(self, now_ms: int) -> bool:
         """True when no event is within 24 h + lateness of ``now_ms``: evict the state."""
         log = self._log
-        return now_ms - log._max_t > MERCHANT_KEEP_MS + log._lateness
+        return now_ms - log.max_t > MERCHANT_KEEP_MS + log.lateness
 
     def approx_bytes(self) -> int:
         """Bytes this state holds in memory (ids count as shared pointers)."""
@@ -62,33 +62,33 @@ class MerchantVelocity:
     def observe(self, t: int, units: int, user: str) -> tuple[tuple[float, ...], bool]:
         """The hot path behind :meth:`update` (amount in 1/10,000): values and late flag."""
         log = self._log
-        newest = log._max_t
-        late = t < newest - log._lateness
+        newest = log.max_t
+        late = t < newest - log.lateness
         head = self._head
         if t > newest:
             if t >= self._slide_at:
                 self._slide_head(newest, t)
-            log._max_t = newest = t
+            log.max_t = newest = t
             if t >= self._prune_at:
                 self._prune()
         if t > newest - HOUR_MS:
             head[user] = head.get(user, 0) + 1
             if t + HOUR_MS < self._slide_at:
                 self._slide_at = t + HOUR_MS
-        times, cum = log._times, log._cum
+        times, cum = log.times, log.cum
         n = len(times)
         if n and t < times[n - 1]:
-            i = log._insert(t, units, user)
+            i = log.insert(t, units, user)
             if i == 0:  # a new oldest event: the prune deadline may move earlier
                 self._prune_at = NEVER
         else:  # in order: append (inlined, the common case)
             i = n
-            cum.append((cum[n - 1] if n else log._base) + units)
+            cum.append((cum[n - 1] if n else log.base) + units)
             times.append(t)
-            log._ids.append(user)
+            log.ids.append(user)
             if not n:
                 self._prune_at = NEVER
-        base = log._base
+        base = log.base
         hi = i + 1
         # Window starts: bisect only when an earlier event is close enough to count.
         previous = times[i - 1] if i else NEVER
@@ -109,7 +109,7 @@ class MerchantVelocity:
 
     def _slide_head(self, old_newest: int, new_newest: int) -> None:
         """Drop from the head the events that leave it when the newest time advances."""
-        times, users, head = self._log._times, self._log._ids, self._head
+        times, users, head = self._log.times, self._log.ids, self._head
         first = bisect_right(times, old_newest - HOUR_MS)
         stop = bisect_right(times, new_newest - HOUR_MS, first)
         for j in range(first, stop):
@@ -124,11 +124,11 @@ class MerchantVelocity:
     def _prune(self) -> None:
         """Drop raw events older than 24 h + lateness (in batches); set the next deadline."""
         log = self._log
-        times = log._times
-        keep = MERCHANT_KEEP_MS + log._lateness
-        stale = bisect_right(times, log._max_t - keep)
+        times = log.times
+        keep = MERCHANT_KEEP_MS + log.lateness
+        stale = bisect_right(times, log.max_t - keep)
         if stale and (stale >= PRUNE_BATCH or 4 * stale >= len(times)):
-            log._drop_front(stale)
+            log.drop_front(stale)
             stale = 0
         # The next deadline: when the oldest event still kept turns stale.
         self._prune_at = times[stale] + keep if stale < len(times) else FOREVER
@@ -136,9 +136,9 @@ class MerchantVelocity:
     def _distinct_hour(self, t: int, lo_hour: int, hi: int) -> int:
         """Distinct users in ``(t - 1h, t]``: the head corrected, or a scan if cheaper."""
         log = self._log
-        times, users, head = log._times, log._ids, self._head
+        times, users, head = log.times, log.ids, self._head
         # e's hour = head - events after e (time in (t, newest]) + (t - 1h, newest - 1h].
-        stop_early = bisect_right(times, log._max_t - HOUR_MS, lo_hour)
+        stop_early = bisect_right(times, log.max_t - HOUR_MS, lo_hour)
         corrections = len(times) - hi + stop_early - lo_hour
         if corrections >= hi - lo_hour:
             return len(set(users[lo_hour:hi]))
@@ -155,12 +155,12 @@ class MerchantVelocity:
 
     def __getstate__(self) -> LogState:
         # The head is derived data: rebuilt from the log on restore, not pickled.
-        return self._log._log_state()
+        return self._log.snapshot()
 
     def __setstate__(self, state: LogState) -> None:
         self._log = log = EventLog.restore(state)
         self._slide_at = NEVER
         self._prune_at = NEVER
         self._head = {}
-        for user in log._ids[bisect_right(log._times, log._max_t - HOUR_MS) :]:
+        for user in log.ids[bisect_right(log.times, log.max_t - HOUR_MS) :]:
             self._head[user] = self._head.get(user, 0) + 1

@@ -103,7 +103,7 @@ class UserVelocity:
     def is_idle(self, now_ms: int) -> bool:
         """True when no event is within 30 days + lateness of ``now_ms``: evict the state."""
         log = self._log
-        return now_ms - log._max_t > LONGEST_USER_MS + log._lateness
+        return now_ms - log.max_t > LONGEST_USER_MS + log.lateness
 
     def approx_bytes(self) -> int:
         """Bytes this state holds in memory (ids count as shared pointers)."""
@@ -124,17 +124,17 @@ class UserVelocity:
         Missing coordinates are NaN. Returns the feature values and the late flag.
         """
         log = self._log
-        late = t < log._max_t - log._lateness
-        if t > log._max_t:
-            log._max_t = t
-            self._prune(t - log._lateness)
-        times, cum, merchants = log._times, log._cum, log._ids
+        late = t < log.max_t - log.lateness
+        if t > log.max_t:
+            log.max_t = t
+            self._prune(t - log.lateness)
+        times, cum, merchants = log.times, log.cum, log.ids
         n = len(times)
         if n and t < times[n - 1]:
-            i = log._insert(t, units, merchant)
+            i = log.insert(t, units, merchant)
         else:  # in order: append (inlined, the common case)
             i = n
-            cum.append((cum[n - 1] if n else log._base) + units)
+            cum.append((cum[n - 1] if n else log.base) + units)
             times.append(t)
             merchants.append(merchant)
         located = lat == lat and lon == lon  # NaN is the only value unequal to itself
@@ -145,7 +145,7 @@ class UserVelocity:
         elif self._coords is not None:
             self._insert_coords(i, _NAN, _NAN)  # half a location is no location
 
-        base = log._base
+        base = log.base
         hi = i + 1
         top = cum[i]
         before = top - units  # prefix sum of everything before e
@@ -269,37 +269,20 @@ class UserVelocity:
         # in-time one replaced the cache with its own day): then it voids the cache.
         if late and self._month_cache is not None and month_key < self._month_cache[0]:
             self._month_cache = None
-        week = self._week
-        keys = week.keys
-        last = len(keys) - 1
-        if last >= 0 and keys[last] == week_key:  # e's bucket is the newest: the common case
-            week.counts[last] += 1
-            week.sums[last] += units
-        else:
-            week.add(week_key, units)
-        month = self._month
-        keys = month.keys
-        last = len(keys) - 1
-        if last >= 0 and keys[last] == month_key:  # Welford's step, as SpreadBuckets.add
-            count, total = month.counts[last], month.sums[last]
-            gap = units * count - total
-            month.spreads[last] += gap * gap / (count * (count + 1))
-            month.counts[last] = count + 1
-            month.sums[last] = total + units
-        else:
-            month.add(month_key, units)
+        self._week.add(week_key, units)
+        self._month.add(month_key, units)
         return result, late
 
     def _insert_country(self, i: int, country: str | None) -> None:
         countries = self._countries
         if countries is None:
-            countries = self._countries = [None] * (len(self._log._times) - 1)
+            countries = self._countries = [None] * (len(self._log.times) - 1)
         countries.insert(i, country)
 
     def _insert_coords(self, i: int, lat: float, lon: float) -> None:
         coords = self._coords
         if coords is None:
-            coords = self._coords = array("d", [_NAN]) * (2 * (len(self._log._times) - 1))
+            coords = self._coords = array("d", [_NAN]) * (2 * (len(self._log.times) - 1))
         coords[2 * i : 2 * i] = array("d", (lat, lon))
 
     def _month_closed(self, key: int, late: bool) -> tuple[int, int, int, float]:
@@ -313,7 +296,7 @@ class UserVelocity:
         stored_n, stored_m2 = self._month.get(key)
         if stored_n == count:  # nothing with a later time in e's day: the bucket is exact
             return stored_m2
-        cum, base = self._log._cum, self._log._base
+        cum, base = self._log.cum, self._log.base
         previous = cum[lo - 1] if lo else base
         squares = 0
         for j in range(lo, i):
@@ -323,7 +306,7 @@ class UserVelocity:
         return squares / (count * count)
 
     def _travel_kmh(self, t: int, i: int, lat: float, lon: float, floor: int) -> float:
-        times, coords = self._log._times, self._coords
+        times, coords = self._log.times, self._coords
         if coords is None:  # cannot happen: e is located, so coordinates are kept
             return _NAN
         j = i - 1
@@ -343,10 +326,11 @@ class UserVelocity:
 
     def _prune(self, newest_kept: int) -> None:
         """Drop what no event within the lateness can need (``newest_kept`` = newest - L)."""
-        times = self._log._times
+        times = self._log.times
         if times and times[0] <= newest_kept - RAW_KEEP_MS:
             stale = bisect_right(times, newest_kept - RAW_KEEP_MS)
-            if stale >= PRUNE_BATCH or 2 <= 4 * stale >= len(times):
+            # In pairs at least: a sparse user then archives every other event, not each.
+            if stale >= PRUNE_BATCH or (stale > 1 and 4 * stale >= len(times)):
                 self._archive_raw(stale)
         keys = self._week.keys
         first = newest_kept // WEEK_BUCKET_MS - WEEK_BUCKETS + 1
@@ -366,8 +350,8 @@ class UserVelocity:
     def _archive_raw(self, stale: int) -> None:
         """Move the first ``stale`` raw events to the archive."""
         log, coords = self._log, self._coords
-        self._archive.record(log._times, log._ids, coords, stale)
-        log._drop_front(stale)
+        self._archive.record(log.times, log.ids, coords, stale)
+        log.drop_front(stale)
         if self._countries is not None:
             del self._countries[:stale]
             if self._countries.count(None) == len(self._countries):
@@ -379,7 +363,7 @@ class UserVelocity:
 
     def __getstate__(self) -> _UserState:
         return (
-            self._log._log_state(),
+            self._log.snapshot(),
             self._countries,
             None if self._coords is None else self._coords.tobytes(),
             self._week.snapshot(),
