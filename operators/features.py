@@ -71,7 +71,8 @@ class FeatureReplayer:
     """Per-user and per-merchant states fed in arrival order, as the dataflow feeds them.
 
     Repeats are detected per user (a ``tx_id`` always has the same user, so the ids live
-    beside that user's windows, partitioned and evicted with them). States idle for
+    beside that user's windows, partitioned and evicted with them), with the dataflow's
+    bounds (24 h of event time, 2,048 ids; see ``operators.stateful.UserState``). States idle for
     longer than their longest window + lateness are evicted as the stream advances.
     """
 
@@ -91,7 +92,7 @@ class FeatureReplayer:
         *,
         lateness_ms: int = DEFAULT_LATENESS_MS,
         dedupe_ttl_ms: int = DAY_MS,
-        dedupe_max_size: int = 10_000,
+        dedupe_max_size: int = 2_048,
         merchant_risk: MerchantRisk | None = None,
     ) -> None:
         self._lateness_ms = lateness_ms

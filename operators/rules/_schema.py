@@ -11,32 +11,10 @@ import keyword
 from dataclasses import dataclass
 
 from operators.exceptions import RuleError
+from operators.features import FEATURE_NAMES
 
 __all__ = ["DEFAULT_SCHEMA", "ColumnSchema"]
 
-_WINDOWS = ("1m", "10m", "1h", "24h", "7d", "30d")
-
-# The agreed feature vector (see the project conventions); all float64, NaN when missing.
-_FEATURES = (
-    *(f"user_{stat}_{window}" for window in _WINDOWS for stat in ("count", "amount_sum")),
-    *(f"user_amount_mean_{window}" for window in _WINDOWS),
-    "user_seconds_since_prev",
-    "user_amount_ratio_30d",
-    "user_amount_zscore_30d",
-    "user_distinct_merchants_1h",
-    "user_distinct_merchants_24h",
-    "user_distinct_countries_24h",
-    "user_first_time_merchant",
-    "user_travel_kmh",
-    "is_night",
-    "is_weekend",
-    "amount",
-    "merchant_count_1h",
-    "merchant_count_24h",
-    "merchant_distinct_users_1h",
-    "merchant_amount_mean_24h",
-    "merchant_risk",
-)
 # Transaction fields a rule may look at besides the features (tx_id is an idempotency
 # key, not a signal, so it is deliberately absent).
 _NUMERIC_FIELDS = ("lat", "lon")
@@ -90,5 +68,5 @@ class ColumnSchema:
 
 #: The agreed features plus the transaction fields, as the live dataflow provides them.
 DEFAULT_SCHEMA = ColumnSchema.of(
-    numeric=[*_FEATURES, *_NUMERIC_FIELDS], strings=list(_STRING_FIELDS)
+    numeric=[*FEATURE_NAMES, *_NUMERIC_FIELDS], strings=list(_STRING_FIELDS)
 )

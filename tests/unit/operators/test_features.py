@@ -52,7 +52,7 @@ def _by_hand(events: list[VelocityEvent]) -> tuple[np.ndarray, list[bool]]:
     rows, repeated = [], []
     for event in events:
         repeated.append(
-            ids.setdefault(event.user_id, RecentIds()).seen(event.tx_id, event.event_ms)
+            ids.setdefault(event.user_id, RecentIds(DAY, 2_048)).seen(event.tx_id, event.event_ms)
         )
         if repeated[-1]:
             rows.append([math.nan] * len(FEATURE_NAMES))
