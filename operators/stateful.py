@@ -12,7 +12,7 @@ import pickle
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 from bytewax.operators import StatefulBatchLogic
@@ -35,6 +35,8 @@ __all__ = [
     "build_user",
 ]
 
+V = TypeVar("V")
+
 # Wall-clock idleness after which a key's state is dropped: the longest window + lateness.
 IDLE_AFTER = timedelta(days=31)
 _MERCHANT_IDLE_AFTER = timedelta(days=2)
@@ -52,16 +54,50 @@ class UserState:
     recent: RecentIds = field(default_factory=lambda: RecentIds(ttl_ms=DAY_MS, max_size=2048))
 
 
-class UserLogic(StatefulBatchLogic[FeaturedTx, FeaturedTx, bytes]):
-    """Per-user features; a repeated tx_id is marked duplicate and not counted again."""
+class _IdleEvictingLogic(StatefulBatchLogic[V, V, bytes]):
+    """Keeps one key's ``state``; drops it after ``idle_after`` of wall-clock silence.
 
-    def __init__(self, state: UserState, lateness_ms: int) -> None:
+    Subclasses implement :meth:`process` (one batch of a key's items, in order); the
+    eviction, the batch bookkeeping and the snapshot are written once, here.
+    """
+
+    idle_after: timedelta
+
+    def __init__(self, state: Any) -> None:
         self.state = state
-        self._lateness_ms = lateness_ms
         self._touched = _now()
 
+    def process(self, values: list[V]) -> None:
+        """Update the state with a batch of this key's items (in arrival order)."""
+        raise NotImplementedError
+
     @override
-    def on_batch(self, values: list[FeaturedTx]) -> tuple[list[FeaturedTx], bool]:
+    def on_batch(self, values: list[V]) -> tuple[list[V], bool]:
+        self.process(values)
+        self._touched = _now()
+        return values, StatefulBatchLogic.RETAIN
+
+    @override
+    def notify_at(self) -> datetime:
+        return self._touched + self.idle_after
+
+    @override
+    def on_notify(self) -> tuple[list[V], bool]:
+        return [], StatefulBatchLogic.DISCARD
+
+    @override
+    def snapshot(self) -> bytes:
+        return pickle.dumps(self.state, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+class UserLogic(_IdleEvictingLogic[FeaturedTx]):
+    """Per-user features; a repeated tx_id is marked duplicate and not counted again."""
+
+    idle_after = IDLE_AFTER
+    state: UserState
+
+    @override
+    def process(self, values: list[FeaturedTx]) -> None:
         for item in values:
             event = VelocityEvent.from_transaction(item.tx)
             if self.state.recent.seen(event.tx_id, event.event_ms):
@@ -70,20 +106,6 @@ class UserLogic(StatefulBatchLogic[FeaturedTx, FeaturedTx, bytes]):
             result = self.state.velocity.update(event)
             item.features = result.features
             item.late = result.late
-        self._touched = _now()
-        return values, StatefulBatchLogic.RETAIN
-
-    @override
-    def notify_at(self) -> datetime:
-        return self._touched + IDLE_AFTER
-
-    @override
-    def on_notify(self) -> tuple[list[FeaturedTx], bool]:
-        return [], StatefulBatchLogic.DISCARD
-
-    @override
-    def snapshot(self) -> bytes:
-        return pickle.dumps(self.state, protocol=pickle.HIGHEST_PROTOCOL)
 
 
 def _restore(snapshot: bytes, step: str) -> Any:
@@ -102,40 +124,25 @@ def build_user(lateness_ms: int) -> Any:
 
     def builder(resume: bytes | None) -> UserLogic:
         if resume is None:
-            return UserLogic(UserState(UserVelocity(lateness_ms)), lateness_ms)
-        return UserLogic(_restore(resume, "user_velocity"), lateness_ms)
+            return UserLogic(UserState(UserVelocity(lateness_ms)))
+        return UserLogic(_restore(resume, "user_velocity"))
 
     return builder
 
 
-class MerchantLogic(StatefulBatchLogic[FeaturedTx, FeaturedTx, bytes]):
+class MerchantLogic(_IdleEvictingLogic[FeaturedTx]):
     """Per-merchant features, merged into each item's feature dict."""
 
-    def __init__(self, state: MerchantVelocity) -> None:
-        self.state = state
-        self._touched = _now()
+    idle_after = _MERCHANT_IDLE_AFTER
+    state: MerchantVelocity
 
     @override
-    def on_batch(self, values: list[FeaturedTx]) -> tuple[list[FeaturedTx], bool]:
+    def process(self, values: list[FeaturedTx]) -> None:
         for item in values:
-            if item.duplicate:
-                continue
-            result = self.state.update(VelocityEvent.from_transaction(item.tx))
-            item.features.update(result.features)
-        self._touched = _now()
-        return values, StatefulBatchLogic.RETAIN
-
-    @override
-    def notify_at(self) -> datetime:
-        return self._touched + _MERCHANT_IDLE_AFTER
-
-    @override
-    def on_notify(self) -> tuple[list[FeaturedTx], bool]:
-        return [], StatefulBatchLogic.DISCARD
-
-    @override
-    def snapshot(self) -> bytes:
-        return pickle.dumps(self.state, protocol=pickle.HIGHEST_PROTOCOL)
+            if not item.duplicate:
+                item.features.update(
+                    self.state.update(VelocityEvent.from_transaction(item.tx)).features
+                )
 
 
 def build_merchant(lateness_ms: int) -> Any:
