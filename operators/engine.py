@@ -213,6 +213,7 @@ class DecisionEngine:
         started = time.perf_counter()
         rows = RowSources.of(len(items), scored, model_cause, shadow, ab_rows, enrichment)
         decided_ms = self._clock() * 1000.0
+        decided_at = _format_ms(decided_ms)
         per_row = hits.per_row()
         decisions = []
         for row, item in enumerate(items):
@@ -247,7 +248,7 @@ class DecisionEngine:
                     "degraded": cause is not None,
                     "degraded_cause": cause,
                     "event_time": format_timestamp(item.tx.event_time),
-                    "decided_at": _format_ms(decided_ms),
+                    "decided_at": decided_at,
                     "latency_ms": max(0.0, decided_ms - item.produced_ms),
                 }
             )
