@@ -23,6 +23,7 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from models.exceptions import EvaluationError
+from schemas._types import epoch_ms
 
 __all__ = [
     "HANDBOOK_TRAIN_START",
@@ -124,9 +125,9 @@ def handbook_test_mask(
     label arrived before ``D`` began (the handbook's ``get_train_test_set``; it looks no
     further back than the training start).
     """
-    test_start, test_end = _ms(windows.test_start), _ms(windows.test_end)
+    test_start, test_end = epoch_ms(windows.test_start), epoch_ms(windows.test_end)
     in_test = (event_ms >= test_start) & (event_ms < test_end)
-    frauds = (labels == 1) & (event_ms >= _ms(windows.train_start))
+    frauds = (labels == 1) & (event_ms >= epoch_ms(windows.train_start))
     fraud_ms, fraud_users = event_ms[frauds], user_ids[frauds]
     keep = in_test.copy()
     delay_ms = windows.delay_days * _DAY_MS
@@ -200,8 +201,3 @@ def handbook_card_precision(
 
 
 _DAY_MS = 86_400_000
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-def _ms(moment: datetime) -> int:
-    return (moment - _EPOCH) // timedelta(milliseconds=1)

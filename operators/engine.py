@@ -47,7 +47,7 @@ from operators.policy import BatchDecisions, Thresholds, decide_batch
 from operators.rules import RuleHits, RuleSet
 from operators.scoring import EnsembleScorer, ScoreBatch
 from schemas import Transaction
-from schemas._types import format_timestamp
+from schemas._types import epoch_ms, format_timestamp
 
 __all__ = ["BatchOutcome", "DecisionEngine", "FeaturedTx", "ModelSource", "RuleSource"]
 
@@ -85,7 +85,8 @@ class FeaturedTx:
 
     ``features`` holds the user and merchant window features (``merchant_risk`` is added
     by enrichment); ``produced_ms`` is the Kafka timestamp of the transaction record, the
-    start of the decision latency.
+    start of the decision latency; ``event_ms`` is the event time in epoch milliseconds,
+    computed once here rather than by every step that needs it.
     """
 
     tx: Transaction
@@ -93,6 +94,11 @@ class FeaturedTx:
     produced_ms: int
     late: bool = False
     duplicate: bool = False
+    event_ms: int = field(default=-1)
+
+    def __post_init__(self) -> None:
+        if self.event_ms < 0:
+            self.event_ms = epoch_ms(self.tx.event_time)
 
 
 @dataclass

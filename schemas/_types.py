@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any
 
@@ -23,6 +23,7 @@ __all__ = [
     "Identifier",
     "SafeStr",
     "Timestamp",
+    "epoch_ms",
     "format_timestamp",
     "parse_timestamp",
 ]
@@ -99,6 +100,15 @@ def parse_timestamp(value: Any) -> datetime:
     if moment.tzinfo is None:
         raise PydanticCustomError("timestamp_zone", "needs a time zone (e.g. Z or +02:00)")
     return moment.astimezone(UTC)
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_ONE_MS = timedelta(milliseconds=1)
+
+
+def epoch_ms(moment: datetime) -> int:
+    """Exact epoch milliseconds of an aware datetime (integer arithmetic, no float rounding)."""
+    return (moment - _EPOCH) // _ONE_MS
 
 
 def format_timestamp(moment: datetime) -> str:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -19,7 +18,8 @@ from bytewax.connectors.kafka import KafkaError, KafkaSinkMessage, KafkaSourceMe
 from operators.engine import BatchOutcome, DecisionEngine, FeaturedTx, ModelSource
 from operators.rules import DEFAULT_RULES_PATH, ReloadingRules
 from operators.stateful import DecidedTx
-from schemas import DlqRecord, RecordError, SchemaValidationError, decode_transaction
+from schemas import DlqRecord, RecordError, SchemaValidationError, decode_transaction, encode
+from schemas._types import epoch_ms
 from streams import metrics
 from streams.model_holder import ModelHolder, ServingModels
 from streams.model_updates import ModelUpdateFollower
@@ -29,8 +29,6 @@ from streams.settings import Settings
 __all__ = ["ScoreSteps", "Undecodable"]
 
 _log = structlog.get_logger("score")
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MS = timedelta(milliseconds=1)
 _CREATE_TIME_TYPES = (1, 2)  # librdkafka: CreateTime, LogAppendTime
 #: How long the first batch waits for the models published on ``model-updates``.
 _MODEL_STARTUP_WAIT_S = 30.0
@@ -123,7 +121,7 @@ class ScoreSteps:
         except Exception as exc:
             return self._undecodable(message, exc)
         now_ms = time.time() * 1000
-        event_ms = (tx.event_time - _EPOCH) // _MS
+        event_ms = epoch_ms(tx.event_time)
         if event_ms > now_ms + self._settings.future_tolerance_ms:
             error = SchemaValidationError(
                 "event_time: more than "
@@ -133,7 +131,7 @@ class ScoreSteps:
             return self._undecodable(message, error)
         kind, stamp = message.timestamp
         produced_ms = stamp if kind in _CREATE_TIME_TYPES else int(now_ms)
-        return FeaturedTx(tx=tx, features={}, produced_ms=produced_ms)
+        return FeaturedTx(tx=tx, features={}, produced_ms=produced_ms, event_ms=event_ms)
 
     @staticmethod
     def _undecodable(message: Any, error: Exception, stage: str = "decode") -> Undecodable:
@@ -213,7 +211,7 @@ class ScoreSteps:
                     # A right-sized copy: orjson's own buffer keeps ~32 KB alive per
                     # result, and the dedupe step holds payloads for minutes.
                     payload=bytes(memoryview(orjson.dumps(decision))),
-                    event_ms=(item.tx.event_time - _EPOCH) // _MS,
+                    event_ms=item.event_ms,
                     produced_ms=item.produced_ms,
                     decision=decision["decision"],
                     degraded_cause=decision["degraded_cause"],
@@ -246,7 +244,7 @@ class ScoreSteps:
                     tx_id=item.tx.tx_id,
                     user_id=item.tx.user_id,
                     payload=payload,
-                    event_ms=(item.tx.event_time - _EPOCH) // _MS,
+                    event_ms=item.event_ms,
                     produced_ms=item.produced_ms,
                     decision=first["decision"],
                     degraded_cause=first.get("degraded_cause"),
@@ -274,8 +272,6 @@ class ScoreSteps:
 
     @staticmethod
     def _unscored(item: FeaturedTx, error: Exception) -> Undecodable:
-        from schemas import encode
-
         return Undecodable(
             error=error,
             stage="score",

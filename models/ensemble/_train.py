@@ -128,7 +128,8 @@ def train_ensemble(
     if explainer is not None:
         files[EXPLAINER_FILE] = explainer[1]
     digests = {file: sha256_bytes(data) for file, data in files.items()}
-    created_at = datetime.now(UTC).replace(microsecond=0)
+    # Full precision: the registry orders versions by it, and two may be trained in a second.
+    created_at = datetime.now(UTC)
     if version is None:
         combined_digest = sha256_bytes("".join(sorted(digests.values())).encode("ascii"))
         version = f"{created_at:%Y%m%dT%H%M%SZ}-{combined_digest[:8]}"

@@ -10,10 +10,11 @@ from __future__ import annotations
 import math
 import sys
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from operators.exceptions import FeatureInputError
+from schemas._types import epoch_ms
 
 if TYPE_CHECKING:
     from schemas import Transaction
@@ -54,12 +55,10 @@ MERCHANT_FEATURES: tuple[str, ...] = (
     "merchant_amount_mean_24h",
 )
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_ONE_MS = timedelta(milliseconds=1)
 # The datetime range (years 1..9999): what a Transaction can carry, and what keeps every
 # bucket key within the states' compact 32-bit arrays.
-_FIRST_MS = (datetime(1, 1, 1, tzinfo=UTC) - _EPOCH) // _ONE_MS
-_LAST_MS = (datetime(9999, 12, 31, 23, 59, 59, 999000, tzinfo=UTC) - _EPOCH) // _ONE_MS
+_FIRST_MS = epoch_ms(datetime(1, 1, 1, tzinfo=UTC))
+_LAST_MS = epoch_ms(datetime(9999, 12, 31, 23, 59, 59, 999000, tzinfo=UTC))
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,7 +93,7 @@ class VelocityEvent:
         """Convert once at the edge of the dataflow (exact ms, interned merchant id)."""
         return cls(
             tx_id=tx.tx_id,
-            event_ms=(tx.event_time - _EPOCH) // _ONE_MS,
+            event_ms=epoch_ms(tx.event_time),
             amount=float(tx.amount),
             merchant_id=sys.intern(tx.merchant_id),
             user_id=sys.intern(tx.user_id),
