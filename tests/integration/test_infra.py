@@ -161,6 +161,9 @@ def test_cli_up_reports_a_taken_port_clearly(instance: Settings, instance_env: d
 
     infra_down(instance)
     with socket.socket() as squatter:
+        # The broker just stopped on this port: its connections may linger in TIME_WAIT,
+        # which a plain bind refuses. A listening squatter still takes the port.
+        squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         squatter.bind(("127.0.0.1", KAFKA_PORT))
         squatter.listen()
         result = CliRunner().invoke(infra_app, ["up"])
