@@ -12,6 +12,11 @@ Two leaks make offline metrics lie about production:
 
 The cut-off defaults to the newest event in the data, i.e. "train now on everything we
 have", and ``--until`` replays a retrain as it would have run on an earlier day.
+
+``merchant_risk`` is served from labels (the merchant's known fraud share over 28 days,
+kept by the feedback service), so training fills it the same way by default: from
+:func:`operators.label_features.label_features_for_frame` with the set's label delay,
+counting only the labels known at each event.
 """
 
 from __future__ import annotations
@@ -27,7 +32,9 @@ from numpy.typing import NDArray
 
 from models.exceptions import TrainingError
 from models.training_set import TrainingSet, build_training_set
-from operators.features import MerchantRisk
+from operators.exceptions import FeatureInputError
+from operators.features import FEATURE_NAMES, MerchantRisk
+from operators.label_features import LABEL_FEATURES, label_features_for_frame
 
 __all__ = [
     "DEFAULT_LABEL_DELAY",
@@ -46,6 +53,8 @@ _UNITS = {"w": timedelta(weeks=1), "d": timedelta(days=1), "h": timedelta(hours=
 _UNITS |= {"m": timedelta(minutes=1), "s": timedelta(seconds=1)}
 _DURATION = re.compile(r"(?:\d+[wdhms])+")
 _DURATION_PART = re.compile(r"(\d+)([wdhms])")
+_RISK_COLUMN = FEATURE_NAMES.index("merchant_risk")
+_RISK_FROM_LABELS = LABEL_FEATURES.index("merchant_known_fraud_share_28d")
 
 
 def parse_duration(text: str) -> timedelta:
@@ -90,8 +99,10 @@ class PointInTimeSet:
     """A training set as of ``cutoff``, with what evaluation and the manifest need besides.
 
     ``training`` rows are the examples whose label was known at the cut-off;
-    ``user_ids`` is row-aligned with them (for Card Precision@100). ``replayed`` rows
-    went through the feature code; ``withheld`` labelled rows were too young to use.
+    ``user_ids`` is row-aligned with them (for Card Precision@100), and so is
+    ``tx_ids`` (None when the set was built without them; merging labels from the
+    offline store needs them). ``replayed`` rows went through the feature code;
+    ``withheld`` labelled rows were too young to use.
     """
 
     training: TrainingSet
@@ -100,6 +111,7 @@ class PointInTimeSet:
     label_delay: timedelta
     replayed: int
     withheld: int
+    tx_ids: NDArray[np.object_] | None = None
 
     @property
     def labels_known_until(self) -> datetime:
@@ -120,7 +132,9 @@ def point_in_time_dataset(
     ``event_time``, a ``label`` column; missing labels allowed), in arrival order.
     ``until`` defaults to the newest event time. A ``tx_id`` delivered twice is one
     example (its last known label), as the dataflow counts it once. ``merchant_risk``
-    must itself be point-in-time (see :func:`operators.features.features_for_frame`).
+    must itself be point-in-time (see :func:`operators.features.features_for_frame`);
+    without it the feature is the merchant's fraud share among its labels known at the
+    event (``event_time + label_delay`` before it) in the 28 days before, as served.
     """
     missing = [column for column in ("label", "event_time", "user_id") if column not in frame]
     if missing:
@@ -154,6 +168,8 @@ def point_in_time_dataset(
         )
     labels: pd.Series[Any] = past["label"].astype(object).where(example, None)
     training = build_training_set(past.assign(label=labels), merchant_risk=merchant_risk)
+    if merchant_risk is None:  # build_training_set keeps exactly the ``example`` rows
+        training.features[:, _RISK_COLUMN] = _risk_from_labels(past, label_delay)[example]
     return PointInTimeSet(
         training=training,
         user_ids=past["user_id"].to_numpy(dtype=object)[example],
@@ -161,6 +177,7 @@ def point_in_time_dataset(
         label_delay=label_delay,
         replayed=int(in_past.sum()),
         withheld=int((labelled & ~known).sum()),
+        tx_ids=past["tx_id"].to_numpy(dtype=object)[example],
     )
 
 
@@ -173,6 +190,21 @@ def point_in_time_training_set(
 ) -> TrainingSet:
     """Just the :class:`TrainingSet` of :func:`point_in_time_dataset` (same rules)."""
     return point_in_time_dataset(frame, until, label_delay, merchant_risk=merchant_risk).training
+
+
+def _risk_from_labels(frame: pd.DataFrame, label_delay: timedelta) -> NDArray[np.float64]:
+    """Each row's merchant fraud share over the labels known at its event, 28 days back.
+
+    Only labels of ``frame`` count, each known ``label_delay`` after its event: the rows
+    are at or before the cut-off, so every label used was known at the cut-off too.
+    """
+    delay_ms = label_delay // timedelta(milliseconds=1)
+    try:
+        known = label_features_for_frame(frame, delay_ms)
+    except FeatureInputError as exc:
+        raise TrainingError(f"merchant risk from labels: {exc}") from exc
+    risk: NDArray[np.float64] = known[:, _RISK_FROM_LABELS]
+    return risk
 
 
 def _utc_times(column: pd.Series[Any]) -> pd.DatetimeIndex:

@@ -16,6 +16,18 @@ that share of users (see :mod:`operators._shadow`); those decisions carry the
 challenger's version and score, and the champion's scores as ``champion`` shadow scores.
 A challenger failure is reported in :attr:`BatchOutcome.shadow_error`, never degrades a
 decision: its A/B rows are then decided by the champion.
+
+The online model: when the model source has one (learned live from analyst labels by the
+feedback service) and ``online_weight`` ``w`` is above 0, it scores every batch the
+champion scored, inline right after it (one tiny ONNX run), on the scored features plus
+the merchant label features. The champion's score ``c`` becomes ``(1 - w) * c + w * p``
+with ``p`` the online P(fraud), kept as the ``online`` member score. It never decides
+alone: without a champion score the batch stays rules-only, and an online failure only
+leaves the champion's score as it was (:attr:`BatchOutcome.online_error`). The reason
+codes stay the champion's.
+
+Each decision carries ``features`` over :data:`DECISION_FEATURES` (the scored vector, then
+the merchant label features), so that whoever learns from decisions sees what was known.
 """
 
 from __future__ import annotations
@@ -32,6 +44,7 @@ from typing import Any, Protocol
 import numpy as np
 from numpy.typing import NDArray
 
+from operators._blend import OnlineBlend
 from operators._shadow import (
     RowSources,
     ShadowResult,
@@ -43,18 +56,29 @@ from operators._shadow import (
 from operators.enrichment import Enrichment
 from operators.exceptions import OperatorError, PolicyError, ScoringError
 from operators.features import FEATURE_NAMES
+from operators.merchant_labels import MERCHANT_LABEL_FEATURES
 from operators.policy import BatchDecisions, Thresholds, decide_batch
 from operators.rules import RuleHits, RuleSet
-from operators.scoring import EnsembleScorer, ScoreBatch
+from operators.scoring import EnsembleScorer, OnlineScorer, ScoreBatch
 from schemas import Transaction
 from schemas._types import epoch_ms, format_timestamp
 
-__all__ = ["BatchOutcome", "DecisionEngine", "FeaturedTx", "ModelSource", "RuleSource"]
+__all__ = [
+    "DECISION_FEATURES",
+    "BatchOutcome",
+    "DecisionEngine",
+    "FeaturedTx",
+    "ModelSource",
+    "RuleSource",
+]
 
 _STRING_FIELDS = (
     "user_id", "card_id", "merchant_id", "mcc", "currency", "country", "channel", "device_id",
 )  # fmt: skip
 _RISK_COLUMN = FEATURE_NAMES.index("merchant_risk")
+#: The names of a decision's ``features``, in order: what the champion scored, then the
+#: merchant label features the online model also reads.
+DECISION_FEATURES: tuple[str, ...] = FEATURE_NAMES + MERCHANT_LABEL_FEATURES
 DEFAULT_THRESHOLDS = Thresholds(block=0.9, review=0.5)
 
 
@@ -62,7 +86,7 @@ class ModelSource(Protocol):
     """Where the engine gets the models for a batch: swapped between batches, never during.
 
     The engine asks once per batch, so a batch never sees two versions of a role. A source
-    without ``challenger`` (written before challengers existed) simply has none.
+    without ``challenger`` or ``online`` (written before they existed) simply has none.
     """
 
     def current(self) -> EnsembleScorer | None:
@@ -70,6 +94,9 @@ class ModelSource(Protocol):
 
     def challenger(self) -> EnsembleScorer | None:
         """The model on trial (shadow scores, A/B share), or None."""
+
+    def online(self) -> OnlineScorer | None:
+        """The model learned online from labels (blended into the champion), or None."""
 
 
 class RuleSource(Protocol):
@@ -116,6 +143,7 @@ class BatchOutcome:
     shadow_error: str | None = None
     shadow_error_detail: str | None = None
     challenger_decided: int = 0
+    online_error: str | None = None
 
 
 def _feature_matrix(items: Sequence[FeaturedTx], risk: NDArray[np.float64]) -> NDArray[np.float64]:
@@ -149,6 +177,7 @@ class DecisionEngine:
         top_k: int = 3,
         clock: Callable[[], float] = time.time,
         challenger_share: float = 0.0,
+        online_weight: float = 0.0,
     ) -> None:
         if not 0.0 <= challenger_share <= 1.0:
             raise PolicyError(f"challenger_share must be within [0, 1], got {challenger_share}")
@@ -161,6 +190,8 @@ class DecisionEngine:
         self._top_k = top_k
         self._clock = clock
         self._share = challenger_share
+        self._online_of: Callable[[], OnlineScorer | None] = getattr(models, "online", _no_online)
+        self._blend = OnlineBlend(online_weight, DECISION_FEATURES)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="onnx")
         self._running: Future[ScoreBatch] | None = None
         self._shadow = ShadowScorer()
@@ -188,6 +219,7 @@ class DecisionEngine:
         stages: dict[str, float] = {}
         started = time.perf_counter()
         matrix = _feature_matrix(items, enrichment.merchant_risk)
+        full = np.hstack((matrix, enrichment.merchant_labels))
         try:
             hits = self._rules.get().evaluate(_rule_batch(items, matrix), len(items))
         except OperatorError:
@@ -205,6 +237,13 @@ class DecisionEngine:
             challenger = None  # one model in both roles (just promoted): nothing to compare
         pending = self._shadow.start(challenger, matrix)
         scored, model_cause = self._score(champion, matrix)
+        online = self._online_of() if self._blend.weight > 0.0 else None
+        online_error = None
+        if online is not None and scored is not None:  # never without the champion's score
+            if time.perf_counter() - started < self._budget_s:
+                scored, online_error = self._blend.apply(online, scored, full)
+            else:
+                online_error = "online_skipped: the champion used the whole model budget"
         shadow = self._shadow.finish(pending, self._budget_s - (time.perf_counter() - started))
         stages["model"] = time.perf_counter() - started
 
@@ -221,6 +260,7 @@ class DecisionEngine:
         decided_ms = self._clock() * 1000.0
         decided_at = _format_ms(decided_ms)
         per_row = hits.per_row()
+        feature_rows = full.tolist()
         decisions = []
         for row, item in enumerate(items):
             kind, reasons = verdicts[row]
@@ -231,6 +271,8 @@ class DecisionEngine:
                     "schema_version": 1,
                     "tx_id": item.tx.tx_id,
                     "user_id": item.tx.user_id,
+                    "merchant_id": item.tx.merchant_id,
+                    "amount": format(item.tx.amount, "f"),
                     "decision": kind,
                     "score": None if math.isnan(score) else score,
                     "member_scores": rows.members[row],
@@ -248,8 +290,8 @@ class DecisionEngine:
                     ],
                     "reasons": reasons,
                     "features": {
-                        name: None if math.isnan(v) else v
-                        for name, v in zip(FEATURE_NAMES, matrix[row].tolist(), strict=True)
+                        name: None if v != v else v  # NaN is the only value unequal to itself
+                        for name, v in zip(DECISION_FEATURES, feature_rows[row], strict=True)
                     },
                     "degraded": cause is not None,
                     "degraded_cause": cause,
@@ -271,6 +313,7 @@ class DecisionEngine:
             shadow_error=shadow.error,
             shadow_error_detail=shadow.detail,
             challenger_decided=0 if ab_rows is None else int(ab_rows.sum()),
+            online_error=online_error,
         )
 
     def _ab_rows(
@@ -332,6 +375,10 @@ class DecisionEngine:
 
 
 def _no_model() -> EnsembleScorer | None:
+    return None
+
+
+def _no_online() -> OnlineScorer | None:
     return None
 
 

@@ -93,15 +93,19 @@ class RuleHit(Message):
 class Decision(Message):
     """The verdict on one transaction, on ``decisions``, keyed by ``user_id``.
 
-    ``features`` is the exact vector that was scored, so that training on decisions is
-    point-in-time correct. ``degraded`` says the decision was made without part of the
-    system (model or Redis), and ``degraded_cause`` says which.
+    ``features`` is the exact vector that was scored (plus the merchant label features
+    the online model reads), so that training on decisions is point-in-time correct.
+    ``merchant_id`` and ``amount`` come from the transaction, so that a label joined with
+    its decision needs nothing else. ``degraded`` says the decision was made without part
+    of the system (model or Redis), and ``degraded_cause`` says which.
     """
 
     topic_role: ClassVar[str] = "decisions"
 
     tx_id: Identifier
     user_id: Identifier
+    merchant_id: Identifier | None = None
+    amount: Amount | None = Field(default=None, description='The transaction amount, e.g. "12.30".')
     decision: DecisionKind
     score: float | None = Field(default=None, ge=0, le=1, allow_inf_nan=False)
     member_scores: dict[str, float] = Field(default_factory=dict)

@@ -4,8 +4,10 @@ Two checks guard a published version. The ``ModelUpdate`` pins the manifest's by
 (sha256), and the manifest pins every model file (checked by
 :meth:`~operators.scoring.EnsembleScorer.load`). The manifest the scorer finally serves
 must be the one whose bytes were hashed, so a folder altered between the two reads is
-refused as well. Every refusal is a :class:`~streams.exceptions.ModelUpdateRefusedError`
-with a stable ``reason`` code.
+refused as well. An online model is one ``.onnx`` file (with its sidecar): the update pins
+that file's bytes, and :meth:`~operators.scoring.OnlineScorer.load` checks them again as
+it loads. Every refusal is a :class:`~streams.exceptions.ModelUpdateRefusedError` with a
+stable ``reason`` code.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from pydantic import ValidationError
 from models.exceptions import ManifestError, ModelIntegrityError
 from models.manifest import MANIFEST_FILENAME, PLAIN_NAME, Manifest, sha256_bytes
 from operators.features import FEATURE_NAMES
-from operators.scoring import EnsembleScorer
+from operators.scoring import EnsembleScorer, OnlineScorer
 from schemas import ModelUpdate
 from schemas.exceptions import FraudstreamError
 from streams.exceptions import ModelUpdateRefusedError
@@ -30,6 +32,7 @@ __all__ = [
     "ALIASES_FILENAME",
     "load_alias",
     "load_model_dir",
+    "load_online_update",
     "load_update",
     "local_folder",
     "registry_alias",
@@ -98,6 +101,35 @@ def load_update(update: ModelUpdate) -> EnsembleScorer:
     if model.manifest != manifest:
         raise ModelUpdateRefusedError(
             "manifest_changed", f"{folder}: manifest.json changed while the model was loading"
+        )
+    return model
+
+
+def load_online_update(update: ModelUpdate) -> OnlineScorer:
+    """Verify, load and warm up the online model an update announces; refuse it if unsafe."""
+    path = local_folder(update.uri)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ModelUpdateRefusedError("model_missing", f"{path}: {exc.strerror or exc}") from exc
+    actual = sha256_bytes(raw)
+    if actual != update.sha256:
+        raise ModelUpdateRefusedError(
+            "file_hash_mismatch", f"{path}: sha256 {actual}, the update says {update.sha256}"
+        )
+    try:
+        model = OnlineScorer.load(path, update.sha256)
+        model.score(np.full((1, len(model.feature_names)), np.nan))
+    except ModelIntegrityError as exc:
+        raise ModelUpdateRefusedError("file_integrity", str(exc)) from exc
+    except ManifestError as exc:  # the sidecar: version and feature order
+        raise ModelUpdateRefusedError("sidecar_invalid", str(exc)) from exc
+    except (FraudstreamError, OSError, ValueError) as exc:
+        raise ModelUpdateRefusedError("load_failed", f"{path}: {exc}") from exc
+    if model.version != update.version:
+        raise ModelUpdateRefusedError(
+            "version_mismatch",
+            f"{path} holds version {model.version!r}, the update says {update.version!r}",
         )
     return model
 

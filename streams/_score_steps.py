@@ -55,6 +55,7 @@ class _WorkerResources(threading.local):
     rules: ReloadingRules
     reload_failures_seen: int
     last_shadow_error: str | None
+    last_online_error: str | None
 
 
 class ScoreSteps:
@@ -91,6 +92,7 @@ class ScoreSteps:
                 self._model_source(),
                 model_budget_s=settings.model_budget_ms / 1000,
                 challenger_share=settings.challenger_traffic_share,
+                online_weight=settings.online_weight,
             )
             local.store = RedisStore(
                 settings.redis_dsn,
@@ -99,6 +101,7 @@ class ScoreSteps:
             )
             local.reload_failures_seen = 0
             local.last_shadow_error = None
+            local.last_online_error = None
         return local
 
     # -- decode ------------------------------------------------------------------------
@@ -195,6 +198,7 @@ class ScoreSteps:
             for value in values.tolist():
                 histogram.observe(value)
         self._shadow_metrics(local, outcome)
+        self._online_failures(local, outcome)
         failures = local.rules.failed_reloads
         if failures > local.reload_failures_seen:
             metrics.RULE_RELOAD_FAILURES.inc(failures - local.reload_failures_seen)
@@ -269,6 +273,14 @@ class ScoreSteps:
                     "shadow_failed", step="score", cause=error, error=outcome.shadow_error_detail
                 )
         local.last_shadow_error = error
+
+    @staticmethod
+    def _online_failures(local: _WorkerResources, outcome: BatchOutcome) -> None:
+        """An online model failure (the batch kept the champion's scores), logged on change."""
+        error = outcome.online_error
+        if error is not None and error != local.last_online_error:
+            _log.warning("online_model_failed", step="score", error=error)
+        local.last_online_error = error
 
     @staticmethod
     def _unscored(item: FeaturedTx, error: Exception) -> Undecodable:

@@ -1,8 +1,10 @@
 """The end-to-end demo: every part of the system on local servers, started and stopped here.
 
 Stages, each visible: servers, topics, a simulated history and a first model trained on
-it, the scorer, live synthetic traffic with fraud (plus a few poison records, to show the
-DLQ), decisions arriving, and a summary written to ``<state_dir>/demo-summary.json``.
+it, the scorer and the feedback service, live synthetic traffic with fraud (plus a few
+poison records, to show the DLQ), decisions arriving, a simulated analyst labelling part
+of the REVIEW/BLOCK queue and chargebacks for missed fraud, and a summary written to
+``<state_dir>/demo-summary.json``.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from confluent_kafka.admin import AdminClient
 from rich.rule import Rule
 
 from schemas import Decision, SchemaValidationError, decode
+from streams.analyst import SimulatedAnalyst
 from streams.cli._common import console
 from streams.consuming import end_offsets, read_topic
 from streams.exceptions import InfraError
@@ -87,17 +90,19 @@ def _process(args: list[str], env: dict[str, str], log: Path) -> Iterator[subpro
                     child.wait()
 
 
-def _wait_ready(port: int, child: subprocess.Popen[bytes], timeout_s: float = 60) -> None:
+def _wait_ready(
+    port: int, child: subprocess.Popen[bytes], timeout_s: float = 60, name: str = "scorer"
+) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if child.poll() is not None:
-            raise InfraError(f"the scorer exited with code {child.returncode}; see its log")
+            raise InfraError(f"the {name} exited with code {child.returncode}; see its log")
         url = f"http://127.0.0.1:{port}/readyz"
         with contextlib.suppress(OSError), urllib.request.urlopen(url, timeout=1) as reply:
             if reply.status == 200:
                 return
         time.sleep(0.3)
-    raise InfraError("the scorer did not become ready in time; see its log")
+    raise InfraError(f"the {name} did not become ready in time; see its log")
 
 
 class DemoSummary:
@@ -146,8 +151,9 @@ def run_demo(settings: Settings, *, duration_s: float, rate: float, keep_servers
         settings = settings.model_copy(
             update={
                 f"topic_{role}": f"demo-{run}-{role}"
-                for role in ("transactions", "decisions", "labels", "dlq")
+                for role in ("transactions", "decisions", "labels", "dlq", "model_updates")
             }
+            | {"feedback_app_id": f"demo-{run}-feedback"}
         )
         for name, outcome in create_topics(settings).items():
             console.print(f"  {name}: {outcome}")
@@ -177,8 +183,10 @@ def run_demo(settings: Settings, *, duration_s: float, rate: float, keep_servers
 
 def _delete_run_topics(settings: Settings) -> None:
     names = [settings.topic_transactions, settings.topic_decisions, settings.topic_labels,
-             settings.topic_dlq]  # fmt: skip
+             settings.topic_dlq, settings.topic_model_updates]  # fmt: skip
     admin = AdminClient(settings.kafka_config())
+    app = settings.feedback_app_id  # Faust's changelog and assignor topics of this run
+    names += [name for name in admin.list_topics(timeout=10).topics if name.startswith(app)]
     for future in admin.delete_topics(names, operation_timeout=30).values():
         with contextlib.suppress(KafkaException):
             future.result(timeout=30)
@@ -196,25 +204,44 @@ def _stream(
         "FRAUD_TOPIC_DECISIONS": settings.topic_decisions,
         "FRAUD_TOPIC_LABELS": settings.topic_labels,
         "FRAUD_TOPIC_DLQ": settings.topic_dlq,
+        "FRAUD_TOPIC_MODEL_UPDATES": settings.topic_model_updates,
+        "FRAUD_FEEDBACK_APP_ID": settings.feedback_app_id,
+        "FRAUD_STATE_DIR": str(state.resolve()),
+        # A demo lasts minutes: publish the online model after a few dozen labels.
+        "FRAUD_ONLINE_PUBLISH_EVERY": "25",
+        "FRAUD_ONLINE_PUBLISH_INTERVAL_S": "10",
     }
     started_at = datetime.now(tz=UTC)
     summary = DemoSummary()
     console.print(Rule("4. the scorer"))
     scorer_args = [_fraudstream(), "score", "--recovery-dir", str(state / "recovery")]
     console.print(f"  topics: {settings.topic_transactions} -> {settings.topic_decisions}")
-    with _process(scorer_args, env, state / "scorer.log") as scorer:
+    feedback_args = [_fraudstream(), "feedback"]
+    with (
+        _process(scorer_args, env, state / "scorer.log") as scorer,
+        _process(feedback_args, env, state / "feedback.log") as feedback,
+    ):
         _wait_ready(settings.metrics_port, scorer)
         console.print(
             f"  scoring; metrics at http://{settings.metrics_host}:{settings.metrics_port}/metrics,"
             f" log in {state / 'scorer.log'}"
         )
-        console.print(Rule(f"5. live traffic at {rate:.0f}/s, and the decisions"))
+        _wait_ready(settings.feedback_metrics_port, feedback, timeout_s=120, name="feedback")
+        console.print(
+            f"  feedback service: labels -> online model, merchant risk, offline store; "
+            f"metrics at http://{settings.metrics_host}:{settings.feedback_metrics_port}/metrics,"
+            f" log in {state / 'feedback.log'}"
+        )
+        console.print(Rule(f"5. live traffic at {rate:.0f}/s, the decisions and the analysts"))
         poison = RecordProducer(settings, settings.topic_transactions)
         for raw in _POISON:
             poison.send(b"poison", raw)
         poison.flush()
+        truth = state / "truth.jsonl"
         producer_args = [_fraudstream(), "produce", "--rate", str(rate), "--duration",
-                         str(duration_s)]  # fmt: skip
+                         str(duration_s), "--truth", str(truth)]  # fmt: skip
+        analyst = SimulatedAnalyst(settings, truth)
+        analyst.start()
         with _process(producer_args, env, state / "producer.log") as producer:
             try:
                 _show_decisions(settings, summary, started_at, producer, scorer)
@@ -222,13 +249,62 @@ def _stream(
                 console.print("stopping")
         produced = sum(end_offsets(settings, settings.topic_transactions).values())
         _drain(settings, summary, started_at, produced - len(_POISON), scorer)
+        analyst.stop()
+        learning = _feedback_figures(settings.feedback_metrics_port, sum(analyst.sent.values()))
     if scorer.returncode not in (0, 130, -signal.SIGINT):
         raise InfraError(
             f"the scorer failed (exit {scorer.returncode}); see {state / 'scorer.log'}"
         )
     dlq = sum(end_offsets(settings, settings.topic_dlq).values())
     shutil.rmtree(state / "recovery", ignore_errors=True)
-    return summary.as_dict(produced, dlq)
+    return {**summary.as_dict(produced, dlq), "labels_sent": dict(analyst.sent), **learning}
+
+
+def _feedback_figures(port: int, sent: int, timeout_s: float = 20) -> dict[str, Any]:
+    """What the feedback service made of the analysts' labels (waits for it to catch up)."""
+    deadline = time.monotonic() + timeout_s
+    figures: dict[str, float] = {}
+    while time.monotonic() < deadline:
+        figures = _scrape(port)
+        applied = sum(v for k, v in figures.items() if k.startswith("fraud_feedback_labels_total"))
+        if applied >= sent:
+            break
+        time.sleep(1)
+    return {
+        "feedback": {
+            "labels_applied": {
+                outcome: figures.get(f'fraud_feedback_labels_total{{outcome="{outcome}"}}', 0.0)
+                for outcome in ("new", "duplicate", "corrected")
+            },
+            "parked": figures.get("fraud_feedback_parked_labels", 0.0),
+            "online_model": {
+                metric: round(
+                    figures.get(f'fraud_online_model_quality{{metric="{metric}"}}', 0.0), 4
+                )
+                for metric in ("labels", "auc", "precision", "recall")
+            },
+            "online_publishes": figures.get(
+                'fraud_online_model_publishes_total{outcome="published"}', 0.0
+            ),
+        }
+    }
+
+
+def _scrape(port: int) -> dict[str, float]:
+    """``{'name{label="v"}': value}`` of one /metrics page (empty when unreachable)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as reply:
+            text = reply.read().decode()
+    except OSError:
+        return {}
+    samples: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            labels = ",".join(f'{k}="{v}"' for k, v in sorted(sample.labels.items()))
+            samples[f"{sample.name}{{{labels}}}" if labels else sample.name] = sample.value
+    return samples
 
 
 def _show_decisions(

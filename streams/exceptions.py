@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from schemas.exceptions import FraudstreamError
 
-__all__ = ["InfraError", "ModelUpdateRefusedError", "PublishError", "TopicError"]
+__all__ = [
+    "FeedbackError",
+    "InfraError",
+    "ModelUpdateRefusedError",
+    "PublishError",
+    "TopicError",
+]
 
 
 class InfraError(FraudstreamError):
@@ -29,3 +35,7 @@ class ModelUpdateRefusedError(FraudstreamError):
 
 class PublishError(FraudstreamError):
     """A record could not be delivered to Kafka (broker unreachable, topic missing, refused)."""
+
+
+class FeedbackError(FraudstreamError):
+    """The feedback service cannot run: bad topics, an unreadable checkpoint, a failed write."""

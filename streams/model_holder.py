@@ -4,9 +4,10 @@ Two :class:`~operators.engine.ModelSource` implementations:
 
 - :class:`ModelHolder` pins one folder (``FRAUD_MODEL_DIR``) and reloads it when its
   manifest changes: what the demo and the tests use.
-- :class:`ServingModels` holds the champion and the challenger a process serves, fed by
-  the ``model-updates`` follower (:mod:`streams.model_updates`) and shared by every
-  worker thread of the process, so a version is loaded once per process, not per worker.
+- :class:`ServingModels` holds the champion, the challenger and the online model a
+  process serves, fed by the ``model-updates`` follower (:mod:`streams.model_updates`)
+  and shared by every worker thread of the process, so a version is loaded once per
+  process, not per worker.
 
 Loading is verified (every file's sha256 against the manifest); a model that fails to
 load is refused with a logged error and the previous model keeps serving. Without any
@@ -22,23 +23,33 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Generic, Literal, Protocol, TypeVar, overload
 
 import structlog
 
-from operators.scoring import EnsembleScorer
+from operators.scoring import EnsembleScorer, OnlineScorer
 from schemas.exceptions import FraudstreamError
 from streams import metrics
 from streams._model_loading import load_model_dir
 
-__all__ = ["ModelHolder", "Role", "Served", "ServingModels"]
+__all__ = ["EnsembleRole", "ModelHolder", "Role", "Served", "ServingModels"]
 
 _log = structlog.get_logger("model_holder")
 
-Role = Literal["champion", "challenger"]
+#: The roles served by a full ensemble (with thresholds and reason codes).
+EnsembleRole = Literal["champion", "challenger"]
+Role = Literal["champion", "challenger", "online"]
 
 
-def _mark_swap(role: str, old: EnsembleScorer | None, new: EnsembleScorer | None) -> None:
+class _Versioned(Protocol):
+    @property
+    def version(self) -> str: ...
+
+
+ModelT = TypeVar("ModelT", EnsembleScorer, OnlineScorer)
+
+
+def _mark_swap(role: str, old: _Versioned | None, new: _Versioned | None) -> None:
     if old is not None:
         metrics.MODEL_INFO.labels(version=old.version, role=role).set(0)
     if new is not None:
@@ -101,13 +112,19 @@ class ModelHolder:
         """A pinned folder has no challenger."""
         return None
 
+    def online(self) -> OnlineScorer | None:
+        """A pinned folder has no online model."""
+        return None
+
 
 @dataclass(frozen=True, slots=True)
-class Served:
+class Served(Generic[ModelT]):
     """A model serving a role, with what identifies the published version it came from."""
 
-    model: EnsembleScorer
-    sha256: str | None  # of manifest.json, as published (None: loaded from the registry)
+    model: ModelT
+    # As published: of manifest.json for an ensemble, of the .onnx file for an online
+    # model (None: loaded from the registry).
+    sha256: str | None
     source: str  # "model-updates" or "registry"
 
     @property
@@ -117,7 +134,7 @@ class Served:
 
 
 class ServingModels:
-    """Champion and challenger of one process: written by one thread, read by the workers.
+    """Models of one process, by role: written by one thread, read by the workers.
 
     Readers take a reference per batch (an attribute read, atomic under the GIL, no lock
     on the hot path); a writer replaces the reference, so a batch that already holds a
@@ -126,8 +143,9 @@ class ServingModels:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._champion: Served | None = None
-        self._challenger: Served | None = None
+        self._champion: Served[EnsembleScorer] | None = None
+        self._challenger: Served[EnsembleScorer] | None = None
+        self._online: Served[OnlineScorer] | None = None
 
     def current(self) -> EnsembleScorer | None:
         """The champion for the next batch, or None (rules only)."""
@@ -139,18 +157,35 @@ class ServingModels:
         served = self._challenger
         return None if served is None else served.model
 
-    def served(self, role: Role) -> Served | None:
-        """What serves ``role`` now, with its provenance."""
-        return self._champion if role == "champion" else self._challenger
+    def online(self) -> OnlineScorer | None:
+        """The online model for the next batch, or None (the champion alone)."""
+        served = self._online
+        return None if served is None else served.model
 
-    def install(self, role: Role, served: Served | None) -> None:
+    @overload
+    def served(self, role: EnsembleRole) -> Served[EnsembleScorer] | None: ...
+    @overload
+    def served(self, role: Literal["online"]) -> Served[OnlineScorer] | None: ...
+    def served(self, role: Role) -> Served[Any] | None:
+        """What serves ``role`` now, with its provenance."""
+        if role == "champion":
+            return self._champion
+        return self._challenger if role == "challenger" else self._online
+
+    @overload
+    def install(self, role: EnsembleRole, served: Served[EnsembleScorer] | None) -> None: ...
+    @overload
+    def install(self, role: Literal["online"], served: Served[OnlineScorer] | None) -> None: ...
+    def install(self, role: Role, served: Served[Any] | None) -> None:
         """Serve ``served`` as ``role`` from the next batch on (None: retire the role)."""
         with self._lock:
             old = self.served(role)
             if role == "champion":
                 self._champion = served
-            else:
+            elif role == "challenger":
                 self._challenger = served
+            else:
+                self._online = served
             _mark_swap(
                 role,
                 None if old is None else old.model,

@@ -8,12 +8,17 @@ at start-up are reached they are loaded, and from then on every update is loaded
 arrives. Loading (hash checks, ONNX sessions, a warm-up run) happens on this thread, off
 the hot path; the engine picks the new model up at its next batch.
 
-A bad update (manifest hash mismatch, missing or altered files, another feature order)
-is refused with a ``model_update_refused`` log carrying role, version and reason, and the
-previous model keeps serving. When the topic holds no usable champion (or cannot be
-read), the registry's ``aliases.json`` champion is served; without that, rules only.
+The ``online`` role is the model the feedback service learns from labels: one ONNX file,
+blended into the champion's scores. It only ever comes from this topic (the registry has
+no online model), and compaction keeps its latest version for a restarting scorer.
 
-A tombstone (null value) retires the challenger; a champion is only ever replaced.
+A bad update (manifest or file hash mismatch, missing or altered files, another feature
+order) is refused with a ``model_update_refused`` log carrying role, version and reason,
+and the previous model keeps serving. When the topic holds no usable champion (or cannot
+be read), the registry's ``aliases.json`` champion is served; without that, rules only.
+
+A tombstone (null value) retires the challenger or the online model; a champion is only
+ever replaced.
 """
 
 from __future__ import annotations
@@ -23,22 +28,28 @@ import contextlib
 import threading
 import uuid
 from pathlib import Path
+from typing import Any, Literal
 
 import structlog
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
 
 from operators.scoring import EnsembleScorer
 from schemas import ModelUpdate, RecordError, decode
-from streams._model_loading import load_alias, load_update
+from streams._model_loading import load_alias, load_online_update, load_update
 from streams.exceptions import ModelUpdateRefusedError
-from streams.model_holder import Role, Served, ServingModels
+from streams.model_holder import EnsembleRole, Role, Served, ServingModels
 from streams.settings import Settings
 
 __all__ = ["ModelUpdateFollower"]
 
 _log = structlog.get_logger("model_updates")
 _STEP = "model_updates"
-_ROLES: tuple[Role, ...] = ("champion", "challenger")
+_ROLES: tuple[EnsembleRole, ...] = ("champion", "challenger")
+#: Roles a tombstone retires (a scorer always keeps a champion once it has one).
+_RETIRABLE: dict[bytes, Literal["challenger", "online"]] = {
+    b"challenger": "challenger",
+    b"online": "online",
+}
 _POLL_S = 0.5
 _RETRY_S = 5.0
 
@@ -90,10 +101,9 @@ class ModelUpdateFollower:
                 key, update, "key_mismatch", f"keyed {key!r} but for role {update.role!r}"
             )
             return False
-        if update.role not in _ROLES:
-            _log.info("model_update_ignored", step=_STEP, role=update.role, version=update.version)
-            return False
-        role: Role = "champion" if update.role == "champion" else "challenger"
+        if update.role == "online":
+            return self._apply_online(key, update)
+        role: EnsembleRole = "champion" if update.role == "champion" else "challenger"
         if self._already_serving(role, update):
             return False
         try:
@@ -106,6 +116,28 @@ class ModelUpdateFollower:
             return False
         previous = self.models.served(role)
         self.models.install(role, Served(model, update.sha256, "model-updates"))
+        self._swapped(role, update, previous)
+        return True
+
+    def _apply_online(self, key: bytes | None, update: ModelUpdate) -> bool:
+        """The online model: one ONNX file, loaded and installed like an ensemble."""
+        if self._already_serving("online", update):
+            return False
+        try:
+            model = load_online_update(update)
+        except ModelUpdateRefusedError as exc:
+            self._refused(key, update, exc.reason, str(exc))
+            return False
+        except Exception as exc:  # the follower must outlive any surprise from a file
+            self._refused(key, update, "load_failed", f"{type(exc).__name__}: {exc}")
+            return False
+        previous = self.models.served("online")
+        self.models.install("online", Served(model, update.sha256, "model-updates"))
+        self._swapped("online", update, previous)
+        return True
+
+    @staticmethod
+    def _swapped(role: Role, update: ModelUpdate, previous: Served[Any] | None) -> None:
         _log.info(
             "model_swapped",
             step=_STEP,
@@ -114,7 +146,6 @@ class ModelUpdateFollower:
             previous=None if previous is None else previous.version,
             uri=update.uri,
         )
-        return True
 
     def fall_back_to_registry(self) -> None:
         """Serve the registry's champion when nothing else serves (see the module doc)."""
@@ -168,15 +199,11 @@ class ModelUpdateFollower:
         return None
 
     def _retire(self, key: bytes | None) -> bool:
-        if key == b"challenger" and self.models.served("challenger") is not None:
-            retired = self.models.served("challenger")
-            self.models.install("challenger", None)
-            _log.info(
-                "model_retired",
-                step=_STEP,
-                role="challenger",
-                version=None if retired is None else retired.version,
-            )
+        role = _RETIRABLE.get(key or b"")
+        retired = None if role is None else self.models.served(role)
+        if role is not None and retired is not None:
+            self.models.install(role, None)
+            _log.info("model_retired", step=_STEP, role=role, version=retired.version)
             return True
         if key == b"champion":
             _log.warning(

@@ -8,7 +8,6 @@ a dead server costs one timeout per back-off period rather than one per batch.
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Literal
@@ -19,12 +18,21 @@ from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from operators.enrichment import Enrichment
+from operators.merchant_labels import (
+    MERCHANT_LABEL_FEATURES,
+    MERCHANT_RISK_FEATURE,
+    merchant_label_matrix,
+)
 from schemas import Transaction
+from schemas._types import epoch_ms
 
 __all__ = ["Enrichment", "ListField", "RedisStore", "keys"]
 
 ListField = Literal["user", "card", "device", "merchant"]
 _LIST_FIELDS: tuple[ListField, ...] = ("user", "card", "device", "merchant")
+_RISK_COLUMN = MERCHANT_LABEL_FEATURES.index(MERCHANT_RISK_FEATURE)
+#: SETs per pipeline round trip when writing merchant records.
+_WRITE_CHUNK = 1000
 
 
 class keys:  # noqa: N801 - a namespace of key builders
@@ -34,7 +42,7 @@ class keys:  # noqa: N801 - a namespace of key builders
 
     @staticmethod
     def merchant_risk(merchant_id: str) -> str:
-        """Merchant fraud risk in [0, 1], written by the feedback loop."""
+        """A merchant's label record (``operators.merchant_labels``), or a bare risk."""
         return f"{keys.prefix}:risk:merchant:{merchant_id}"
 
     @staticmethod
@@ -56,16 +64,6 @@ _FIELD_ATTRIBUTE: dict[ListField, str] = {
 def _field_values(tx: Transaction, field: ListField) -> str | None:
     value: str | None = getattr(tx, _FIELD_ATTRIBUTE[field])
     return value
-
-
-def _as_risk(raw: bytes | None) -> float:
-    if raw is None:
-        return math.nan
-    try:
-        value = float(raw)
-    except ValueError:
-        return math.nan
-    return value if 0.0 <= value <= 1.0 else math.nan
 
 
 class RedisStore:
@@ -108,7 +106,11 @@ class RedisStore:
         return self._clock() < self._down_until
 
     def enrich(self, transactions: Sequence[Transaction]) -> Enrichment:
-        """Merchant risk and allow/deny membership for a batch, in one round trip."""
+        """Merchant label features, risk and allow/deny membership, in one round trip.
+
+        Each transaction's merchant record is read at its own event time (the "seconds
+        since" features are exact there; window counts are as of the record's time).
+        """
         size = len(transactions)
         if size == 0:
             return Enrichment.empty(0, None)
@@ -128,12 +130,14 @@ class RedisStore:
             replies = pipe.execute()
         except (RedisError, OSError) as exc:
             return Enrichment.empty(size, self._failed(exc))
-        risk = np.array([_as_risk(raw) for raw in replies[0]], dtype=np.float64)
+        at_ms = [epoch_ms(tx.event_time) for tx in transactions]
+        labels = merchant_label_matrix(replies[0], at_ms)
+        risk = np.ascontiguousarray(labels[:, _RISK_COLUMN])
         flags = {"allow": np.zeros(size, dtype=bool), "deny": np.zeros(size, dtype=bool)}
         for (kind, _field, rows), members in zip(present, replies[1:], strict=True):
             hits = np.asarray(members, dtype=bool)
             flags[kind][rows] |= hits
-        return Enrichment(risk, flags["allow"], flags["deny"])
+        return Enrichment(risk, flags["allow"], flags["deny"], merchant_labels=labels)
 
     def cache_decisions(self, decisions: Iterable[tuple[str, bytes]]) -> str | None:
         """Write ``(tx_id, decision JSON)`` pairs with a TTL; returns a degraded cause or None."""
@@ -176,6 +180,22 @@ class RedisStore:
         return added
 
     def set_merchant_risk(self, risks: dict[str, float]) -> None:
-        """Store merchant risks in [0, 1] (written by the feedback loop)."""
+        """Store bare merchant risks in [0, 1] (read as the 28-day fraud share, no labels).
+
+        For operators and tests; the feedback service writes full label records with
+        :meth:`write_merchant_records`. Older scorers read this format too.
+        """
         if risks:
-            self._client.mset({keys.merchant_risk(m): f"{r:.6f}" for m, r in risks.items()})
+            self._client.mset({keys.merchant_risk(m): repr(float(r)) for m, r in risks.items()})
+
+    def write_merchant_records(self, records: dict[str, bytes]) -> None:
+        """Store merchant label records (``MerchantLabelBook.records``), replacing old ones.
+
+        Pipelined SETs; a Redis error is raised (the feedback service retries the write).
+        """
+        items = list(records.items())
+        for begin in range(0, len(items), _WRITE_CHUNK):
+            pipe = self._client.pipeline(transaction=False)
+            for merchant_id, record in items[begin : begin + _WRITE_CHUNK]:
+                pipe.set(keys.merchant_risk(merchant_id), record)
+            pipe.execute()

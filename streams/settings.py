@@ -7,6 +7,7 @@ servers and stops ``infra up`` from starting local ones.
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
@@ -84,6 +85,12 @@ class Settings(BaseSettings):
         le=1.0,
         description="Share of users (stable hash of user_id) the challenger decides (A/B).",
     )
+    online_weight: float = Field(
+        default=0.2,
+        ge=0.0,
+        le=1.0,
+        description="Weight of the online (river) model in the blended score; 0 ignores it",
+    )
 
     # --- Models ----------------------------------------------------------------------
     registry_dir: Path | None = Field(
@@ -94,6 +101,43 @@ class Settings(BaseSettings):
     )
     review_share: float = Field(
         default=0.01, gt=0.0, lt=1.0, description="Share of traffic the analysts can REVIEW."
+    )
+
+    # --- Feedback loop ---------------------------------------------------------------
+    feedback_app_id: str = Field(
+        default="fraudstream-feedback", description="Faust app id: consumer group and state names."
+    )
+    feedback_metrics_port: int = Field(
+        default=9200, description="/metrics of the feedback service."
+    )
+    feedback_batch_size: int = Field(default=500, ge=1, description="Records per feedback batch.")
+    feedback_batch_within_s: float = Field(
+        default=0.5, gt=0, description="Longest wait to fill a feedback batch."
+    )
+    online_publish_every: int = Field(
+        default=200, ge=1, description="Publish the online model after this many new labels..."
+    )
+    online_publish_interval_s: float = Field(
+        default=30.0, gt=0, description="...or this long after the last publish, if it learned."
+    )
+    merchant_refresh_interval_s: float = Field(
+        default=60.0, gt=0, description="Rewrite merchant label records as their windows slide."
+    )
+    retrain_cron: str = Field(
+        default="0 3 * * 1", description="When the feedback service retrains (cron, UTC)."
+    )
+    retrain_history: Path | None = Field(
+        default=None, description="Labelled history file the retrain adds to the offline store."
+    )
+    retrain_label_delay: timedelta = Field(
+        default=timedelta(days=7), description="Label delay applied to retrain_history."
+    )
+    feedback_clock_start: datetime | None = Field(
+        default=None, description="Drills and tests: run the retrain schedule from this instant."
+    )
+    offline_store_dir: Path | None = Field(
+        default=None,
+        description="Labelled examples (Parquet by date); unset: <state_dir>/offline-store.",
     )
 
     # --- Observability ---------------------------------------------------------------
@@ -120,6 +164,16 @@ class Settings(BaseSettings):
     def resolved_registry_dir(self) -> Path:
         """Root of the model registry (one folder per version plus ``aliases.json``)."""
         return self.registry_dir or self.state_dir / "registry"
+
+    @property
+    def resolved_offline_store_dir(self) -> Path:
+        """Root of the offline store of joined labels (training data for retraining)."""
+        return self.offline_store_dir or self.state_dir / "offline-store"
+
+    @property
+    def feedback_dir(self) -> Path:
+        """The feedback service's local state: Faust's RocksDB tables and its checkpoint."""
+        return self.state_dir / "feedback"
 
     @property
     def kafka_is_local(self) -> bool:

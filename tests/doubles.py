@@ -21,8 +21,10 @@ from confluent_kafka import KafkaError as ConfluentKafkaError
 __all__ = [
     "MALFORMED_KINDS",
     "TEST_PAN",
+    "decision_payload",
     "kafka_error",
     "kafka_message",
+    "label_payload",
     "malformed_record",
     "now_ms",
     "rfc3339",
@@ -137,3 +139,47 @@ def malformed_record(payload: dict[str, Any], kind: str) -> tuple[bytes, bytes, 
     make, reason = MALFORMED_KINDS[kind]
     key, value = make(payload)
     return key, value, reason
+
+
+def decision_payload(**overrides: Any) -> dict[str, Any]:
+    """A valid Decision as the scorer emits it (JSON-ready): APPROVE, a few features."""
+    serial = next(_serial)
+    moment = now_ms()
+    payload: dict[str, Any] = {
+        "schema_version": 1,
+        "tx_id": f"tx-double-{serial}",
+        "user_id": "u-double-1",
+        "merchant_id": "m-double-1",
+        "amount": "25.00",
+        "decision": "APPROVE",
+        "score": 0.01,
+        "member_scores": {},
+        "model_version": "double-model",
+        "rules_fired": [],
+        "reasons": [],
+        "features": {"amount": 25.0, "user_tx_count_1h": 1.0},
+        "degraded": False,
+        "degraded_cause": None,
+        "event_time": moment,
+        "decided_at": moment,
+        "latency_ms": 1.0,
+    }
+    payload.update(overrides)
+    return payload
+
+
+def label_payload(
+    tx_id: str, user_id: str, label: str = "fraud", **overrides: Any
+) -> dict[str, Any]:
+    """A valid Label for a decided transaction (JSON-ready), labelled now."""
+    payload: dict[str, Any] = {
+        "schema_version": 1,
+        "tx_id": tx_id,
+        "user_id": user_id,
+        "label": label,
+        "source": "analyst",
+        "labeled_at": rfc3339(now_ms()),
+        "analyst_id": "analyst-double",
+    }
+    payload.update(overrides)
+    return payload

@@ -6,7 +6,9 @@ scorer never imports a training library and never unpickles anything.
 
 Members: ``xgboost`` (gradient-boosted trees, NaN-aware, ``scale_pos_weight`` for the
 imbalance) and ``logreg`` (median imputation + standardisation + class-balanced logistic
-regression, which also provides the reason-code explainer). Combination: weighted mean
+regression, which also provides the reason-code explainer). ``MEMBERS`` also knows
+``online`` (:class:`models.online.OnlineMember`, the label-stream learner replayed over
+history), which is not in ``DEFAULT_MEMBERS``. Combination: weighted mean
 of member probabilities, weights chosen on time-ordered validation data by average
 precision over a 0.1 grid (:func:`choose_weights`).
 """

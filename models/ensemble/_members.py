@@ -187,8 +187,21 @@ class LogisticMember:
         return contributions
 
 
+def _online_member(seed: int) -> EnsembleMember:
+    """The online learner as a member (deterministic: ``seed`` is not needed).
+
+    Imported on use because :mod:`models.online` builds its graph with this package's
+    ONNX helpers; importing it here at module level would be circular.
+    """
+    from models.online import OnlineMember
+
+    return OnlineMember()
+
+
 #: Every member the trainer knows, by manifest name, as factories taking the seed.
+#: ``online`` (:class:`models.online.OnlineMember`) is known but not trained by default.
 MEMBERS: Mapping[str, Callable[[int], EnsembleMember]] = {
     XGBoostMember.name: lambda seed: XGBoostMember(seed=seed),
     LogisticMember.name: lambda seed: LogisticMember(seed=seed),
+    "online": _online_member,
 }

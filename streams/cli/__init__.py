@@ -11,7 +11,9 @@ import typer
 from streams.cli._bench import bench
 from streams.cli._decisions import decisions_app
 from streams.cli._demo import demo
+from streams.cli._feedback import feedback, retrain
 from streams.cli._infra import infra_app
+from streams.cli._label import label
 from streams.cli._models import models_app
 from streams.cli._produce import produce
 from streams.cli._rules import rules_app
@@ -38,5 +40,8 @@ app.command()(simulate)
 app.command()(produce)
 app.command()(score)
 app.command()(train)
+app.command()(retrain)
+app.command()(feedback)
+app.command()(label)
 app.command()(demo)
 app.command()(bench)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from collections.abc import Iterator
@@ -17,7 +18,7 @@ __all__ = ["produce"]
 
 
 def _synthetic_payloads(
-    seed: int, users: int | None, merchants: int | None, rate: float
+    seed: int, users: int | None, merchants: int | None, rate: float, truth: Path | None = None
 ) -> Iterator[tuple[bytes, bytes]]:
     """Live simulated records, their event times on the simulated timeline (never squeezed).
 
@@ -60,12 +61,18 @@ def _synthetic_payloads(
             + " (per-user gaps shrink, so velocity features run hot)[/]"
         )
     events = held_to_clock(_time_compressed(live_events(config), speed), max_lead=lead)
-    for event in events:
-        payload = {k: v for k, v in event.items() if v is not None and k not in _NOT_SENT}
-        moment = payload["event_time"]
-        if isinstance(moment, datetime):
-            payload["event_time"] = int(moment.timestamp() * 1000)
-        yield str(payload["user_id"]).encode(), orjson.dumps(payload)
+    with contextlib.ExitStack() as stack:
+        truth_file = None if truth is None else stack.enter_context(truth.open("ab"))
+        for event in events:
+            payload = {k: v for k, v in event.items() if v is not None and k not in _NOT_SENT}
+            moment = payload["event_time"]
+            if isinstance(moment, datetime):
+                payload["event_time"] = int(moment.timestamp() * 1000)
+            if truth_file is not None:
+                fact = {k: event[k] for k in ("tx_id", "user_id", "label", "pattern")}
+                truth_file.write(orjson.dumps(fact, option=orjson.OPT_APPEND_NEWLINE))
+                truth_file.flush()
+            yield str(payload["user_id"]).encode(), orjson.dumps(payload)
 
 
 def _time_compressed(
@@ -117,6 +124,13 @@ def produce(
         int | None, typer.Option(help="Synthetic merchants (default: a quarter of the users).")
     ] = None,
     topic: Annotated[str | None, typer.Option(help="Topic (default: transactions).")] = None,
+    truth: Annotated[
+        Path | None,
+        typer.Option(
+            help="Synthetic traffic: append each event's true label and pattern to this "
+            "JSON-lines file (what analysts and chargebacks reveal later; the demo's analyst).",
+        ),
+    ] = None,
 ) -> None:
     """Send transactions keyed by user_id (idempotent, acks=all, murmur2_random).
 
@@ -143,7 +157,7 @@ def produce(
             if count is None and duration is None:
                 duration = 10.0
             total = count
-            payloads = _synthetic_payloads(seed, users, merchants, rate)
+            payloads = _synthetic_payloads(seed, users, merchants, rate, truth)
         producer = RecordProducer(settings, topic or settings.topic_transactions)
         deadline = time.monotonic() + duration if duration else None
         # Headroom over --rate: the simulated day has busy evenings and quiet nights, and

@@ -4,7 +4,9 @@ The scorer runs without FRAUD_MODEL_DIR, so its models come only from the update
 test publishes (as the registry would: key = role, value = ModelUpdate JSON pointing at a
 version folder of a registry root). Model A arrives before traffic, a tampered update is
 refused, model B arrives in the middle of paced traffic: every transaction is decided
-exactly once, first by A, then by B, never A again after B in any partition.
+exactly once, first by A, then by B, never A again after B in any partition. An online
+model (one ONNX file, as the feedback service publishes it) is blended into the champion's
+scores from the batch after it arrives.
 """
 
 from __future__ import annotations
@@ -14,9 +16,12 @@ import uuid
 from collections import Counter, defaultdict
 from pathlib import Path
 
+import numpy as np
 import orjson
 import pytest
 
+from operators.engine import DECISION_FEATURES
+from operators.scoring import EnsembleScorer, OnlineScorer
 from schemas import Decision, ModelUpdate, encode
 from streams.settings import Settings
 from tests.integration._scorer import (
@@ -32,6 +37,7 @@ from tests.integration._scorer import (
     wait_until,
 )
 from tests.unit.models._trained import model_update, train_tiny, write_aliases
+from tests.unit.streams._online_models import online_update, train_online
 
 pytestmark = pytest.mark.integration
 
@@ -213,3 +219,69 @@ def test_registry_champion_decides_and_a_published_challenger_shadows_and_takes_
         users[decision.user_id].add(decision.model_version)
     assert all(len(models) == 1 for models in users.values()), "a user met both models"
     assert not any(d.degraded for d in by_tx.values())
+
+
+def test_a_published_online_model_is_blended_into_the_champions_scores(
+    servers: Settings, score_topics: ScoreTopics, topic: str, tmp_path: Path
+) -> None:
+    registry = tmp_path / "registry"
+    champion = EnsembleScorer.load(train_tiny(registry, "blend-a", seed=3))
+    write_aliases(registry, champion="blend-a")  # the online model only comes from the topic
+    online_path, online_sha = train_online(tmp_path / "online", "online-1", seed=5)
+    online = OnlineScorer.load(online_path, online_sha)
+    events = isolated_events(800, seed=23, tag=f"o{uuid.uuid4().hex[:8]}")
+    before, after = events[:300], events[300:]
+
+    log = tmp_path / "scorer.log"
+    env = {"FRAUD_ONLINE_WEIGHT": "0.4"}
+    with following_scorer(score_topics, log, topic, registry, **env) as scorer:
+        produce(servers, score_topics.transactions, keyed(before))
+        wait_decided(scorer, servers, score_topics.decisions, len(before))
+
+        # A tampered online update is refused; then the real one serves.
+        publish(servers, topic, online_update(online_path, "e" * 64))
+        wait_until(
+            lambda: "model_update_refused" in scorer.log_path.read_text(errors="replace"),
+            timeout_s=WAIT_S,
+            what="the tampered online update refused",
+            diagnose=scorer.log_tail,
+        )
+        publish(servers, topic, online_update(online_path, online_sha))
+        wait_serving(scorer, "online-1", role="online")
+        produce(servers, score_topics.transactions, keyed(after))
+        wait_decided(scorer, servers, score_topics.decisions, len(events))
+    assert scorer.returncode == 130, scorer.log_tail()
+
+    by_tx = {
+        d.tx_id: d
+        for d in (
+            Decision.model_validate_json(r.value) for r in read_all(servers, score_topics.decisions)
+        )
+    }
+    assert len(by_tx) == len(events)
+    first = [by_tx[e["tx_id"]] for e in before]
+    later = [by_tx[e["tx_id"]] for e in after]
+    assert all("online" not in d.member_scores for d in first)
+    assert all(d.model_version == "blend-a" and not d.degraded for d in by_tx.values())
+    assert all(list(d.features) == list(DECISION_FEATURES) for d in by_tx.values())
+    assert {d.merchant_id for d in by_tx.values()} == {e["merchant_id"] for e in events}
+
+    weights = champion.weights
+    for decision in later:
+        members = decision.member_scores
+        assert set(members) == {*weights, "online"}
+        # The decision's own features, scored again: the online score of this very row.
+        row = np.array(
+            [[decision.features[name] for name in online.feature_names]], dtype=np.float64
+        )
+        assert members["online"] == pytest.approx(float(online.score(row)[0]), abs=1e-5)
+        ensemble = sum(weight * members[name] for name, weight in weights.items())
+        assert decision.score == pytest.approx(0.6 * ensemble + 0.4 * members["online"], abs=1e-5)
+
+    log_text = scorer.log_path.read_text(errors="replace")
+    refused = [
+        orjson.loads(line)
+        for line in log_text.splitlines()
+        if line.startswith("{") and "model_update_refused" in line
+    ]
+    assert [(r["role"], r["reason"]) for r in refused] == [("online", "file_hash_mismatch")]

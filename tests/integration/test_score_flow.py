@@ -20,7 +20,7 @@ import orjson
 import pytest
 
 from models.manifest import read_manifest
-from operators.features import FEATURE_NAMES
+from operators.engine import DECISION_FEATURES
 from schemas import Decision, DlqRecord, contains_pan
 from schemas._pan import data_holds_pan
 from streams.scorer import cluster_addresses
@@ -161,7 +161,7 @@ def test_each_valid_transaction_is_decided_once_and_each_malformed_one_dead_lett
         assert decision.user_id == event["user_id"]
         assert (decision.score is not None, decision.model_version) == (True, version)
         assert not decision.degraded, decision.degraded_cause
-        assert list(decision.features) == list(FEATURE_NAMES)
+        assert list(decision.features) == list(DECISION_FEATURES)
         assert decision.features["amount"] == float(event["amount"])
     assert all(r.key == first[tx].user_id.encode() for tx, rs in by_tx.items() for r in rs)
     assert_user_counts_are_exact(valid, first)

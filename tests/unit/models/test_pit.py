@@ -20,10 +20,12 @@ from models.pit import (
 )
 from models.simulator import SimulatorConfig, simulate_history
 from models.training_set import build_training_set
-from operators.features import features_for_frame
+from operators.features import FEATURE_NAMES, features_for_frame
+from operators.label_features import LABEL_FEATURES, label_features_for_frame
 from schemas.history import read_history
 
 DELAY = timedelta(days=7)
+RISK = FEATURE_NAMES.index("merchant_risk")
 
 
 @pytest.fixture(scope="module")
@@ -34,6 +36,14 @@ def history() -> pd.DataFrame:
 @pytest.fixture(scope="module")
 def full_features(history: pd.DataFrame) -> np.ndarray:
     return features_for_frame(history)
+
+
+def served(frame: pd.DataFrame, delay: timedelta, features: np.ndarray | None = None) -> np.ndarray:
+    """The feature code's rows with merchant_risk from the labels known at each event."""
+    rows = features_for_frame(frame) if features is None else features.copy()
+    known = label_features_for_frame(frame, delay // timedelta(milliseconds=1))
+    rows[:, RISK] = known[:, LABEL_FEATURES.index("merchant_known_fraud_share_28d")]
+    return rows
 
 
 def ms(times: pd.Series | np.ndarray) -> np.ndarray:
@@ -97,11 +107,62 @@ def test_features_are_the_feature_code_output_for_the_replayed_rows(
 ) -> None:
     dataset = point_in_time_dataset(history, label_delay=timedelta(0))
 
-    np.testing.assert_array_equal(dataset.training.features, full_features)
+    expected = served(history, timedelta(0), full_features)
+    np.testing.assert_array_equal(dataset.training.features, expected)
     np.testing.assert_array_equal(dataset.training.labels, build_training_set(history).labels)
     assert dataset.cutoff == history["event_time"].max().to_pydatetime()
     assert dataset.withheld == 0
     np.testing.assert_array_equal(dataset.user_ids, history["user_id"].to_numpy(dtype=object))
+
+
+def test_merchant_risk_is_the_share_of_fraud_among_labels_known_at_the_event() -> None:
+    # m1: a fraud on day 0, legit on days 1 and 1.5, then events on days 3.25 and 40;
+    # a label is known 2 days after its event, and only strictly before an event counts.
+    frame = tiny_frame(
+        [
+            "2026-01-01T00:00:00Z",
+            "2026-01-02T00:00:00Z",
+            "2026-01-02T12:00:00Z",
+            "2026-01-04T06:00:00Z",
+            "2026-02-10T00:00:00Z",
+        ]
+    )
+    frame["label"] = [1, 0, 0, 0, 0]
+
+    dataset = point_in_time_dataset(frame, label_delay=timedelta(days=2))
+
+    risk = dataset.training.features[:, RISK]
+    # days 0, 1, 1.5: nothing known yet (the fraud is known on day 2);
+    # day 3.25: the fraud and day 1's legit are known (day 1.5's only at 3.5): 1/2.
+    np.testing.assert_array_equal(risk[:3], [np.nan] * 3)
+    assert risk[3] == pytest.approx(0.5)
+    assert len(risk) == 4  # the last row's label is not known at the cut-off
+
+
+def test_an_explicit_merchant_risk_lookup_wins(history: pd.DataFrame) -> None:
+    dataset = point_in_time_dataset(history, label_delay=DELAY, merchant_risk=lambda m, t: 0.25)
+
+    assert (dataset.training.features[:, RISK] == 0.25).all()
+
+
+def test_merchant_risk_from_labels_does_not_depend_on_the_cutoff(history: pd.DataFrame) -> None:
+    delay = timedelta(days=2)
+    risk = point_in_time_dataset(history, label_delay=delay).training.features[:, RISK]
+    cutoff = datetime(2026, 1, 8, tzinfo=UTC)
+
+    earlier = point_in_time_dataset(history, cutoff, delay).training.features[:, RISK]
+
+    assert np.isfinite(risk).any() and np.isnan(risk).any()
+    assert 0 < len(earlier) < len(risk)
+    np.testing.assert_array_equal(earlier, risk[: len(earlier)])
+
+
+def test_tx_ids_are_aligned_with_the_training_rows(history: pd.DataFrame) -> None:
+    dataset = point_in_time_dataset(history, label_delay=DELAY)
+
+    assert dataset.tx_ids is not None
+    expected = history.loc[history["event_time"] <= history["event_time"].max() - DELAY, "tx_id"]
+    assert dataset.tx_ids.tolist() == expected.tolist()
 
 
 def test_the_default_cutoff_is_the_newest_event(history: pd.DataFrame) -> None:
@@ -122,7 +183,8 @@ def test_unlabelled_rows_feed_features_but_are_not_examples(
     dataset = point_in_time_dataset(frame, label_delay=timedelta(0))
 
     assert len(dataset.training.labels) == len(frame) - len(frame.index[::2])
-    np.testing.assert_array_equal(dataset.training.features, full_features[1::2])
+    expected = served(frame, timedelta(0), full_features)[1::2]
+    np.testing.assert_array_equal(dataset.training.features, expected)
 
 
 def test_a_transaction_delivered_twice_is_one_example_with_its_last_label() -> None:
@@ -214,7 +276,8 @@ def test_unlabelled_rows_in_the_store_count_for_features_only(
 
     dataset = point_in_time_dataset(read_labelled_history(tmp_path), label_delay=timedelta(0))
 
-    np.testing.assert_array_equal(dataset.training.features, full_features[1::2])
+    expected = served(frame, timedelta(0), full_features)[1::2]
+    np.testing.assert_array_equal(dataset.training.features, expected)
     np.testing.assert_array_equal(dataset.training.labels, history["label"].to_numpy()[1::2])
 
 

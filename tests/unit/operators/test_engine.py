@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from models.ensemble import XGBoostMember, train_ensemble
-from operators.engine import DecisionEngine, FeaturedTx
+from operators.engine import DECISION_FEATURES, DecisionEngine, FeaturedTx
 from operators.enrichment import Enrichment
 from operators.exceptions import ScoringError
 from operators.features import FEATURE_NAMES
@@ -93,7 +93,8 @@ def test_every_row_gets_a_valid_decision_with_scores_and_features(scorer: Ensemb
         assert decision.model_version == scorer.version
         assert decision.score is not None
         assert set(decision.member_scores) == {"xgboost", "logreg"}
-        assert list(decision.features) == list(FEATURE_NAMES)
+        assert list(decision.features) == list(DECISION_FEATURES)
+        assert (decision.merchant_id, decision.amount) == ("m1", Decimal("12.50"))
         assert not decision.degraded
         assert decision.latency_ms == pytest.approx(60_000 - int(item.tx.tx_id[1:]) * 1000)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import socket
 from datetime import timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ from bytewax.connectors.kafka import KafkaSinkMessage
 from bytewax.testing import TestingSink, TestingSource, run_main
 from pydantic import SecretStr
 
-from operators.features import FEATURE_NAMES
+from operators.engine import DECISION_FEATURES
 from schemas import Decision, DlqRecord, contains_pan
 from streams.dataflow import FlowIO, build_score_flow
 from streams.settings import Settings
@@ -145,8 +146,15 @@ def test_decisions_are_valid_decision_messages_keyed_by_user(settings: Settings)
         payload = payload_of[decision.tx_id]
         assert message.key == payload["user_id"].encode()
         assert decision.user_id == payload["user_id"]
-        assert set(decision.features) == set(FEATURE_NAMES)
+        assert (decision.merchant_id, decision.amount) == (
+            payload["merchant_id"],
+            Decimal(payload["amount"]),
+        )
+        assert list(decision.features) == list(DECISION_FEATURES)
         assert decision.features["amount"] == 25.0
+        # Without Redis: the merchant label features of a merchant with no known labels.
+        assert decision.features["merchant_known_labels_28d"] == 0.0
+        assert decision.features["merchant_known_fraud_share_28d"] is None
         # No model and no Redis here: decided anyway, by the rules, and flagged for both.
         assert decision.degraded
         assert decision.degraded_cause is not None

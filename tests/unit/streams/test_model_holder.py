@@ -1,4 +1,4 @@
-"""Model sources of the scorer: a pinned folder, and the process-wide champion/challenger slots.
+"""Model sources of the scorer: a pinned folder, and the process-wide slots of every role.
 
 Real tiny models throughout: the swap, the refusal and the metrics are those of production.
 """
@@ -15,14 +15,17 @@ import pytest
 from numpy.typing import NDArray
 from prometheus_client import REGISTRY
 
-from operators.engine import DecisionEngine, FeaturedTx
+from models.manifest import sha256_bytes
+from operators._blend import OnlineBlend
+from operators.engine import DECISION_FEATURES, DecisionEngine, FeaturedTx
 from operators.enrichment import Enrichment
 from operators.features import FEATURE_NAMES
 from operators.rules import RuleSet
-from operators.scoring import EnsembleScorer
+from operators.scoring import EnsembleScorer, OnlineScorer
 from schemas import Transaction
 from streams.model_holder import ModelHolder, Served, ServingModels
 from tests.unit.models._trained import train_tiny
+from tests.unit.streams._online_models import train_online
 
 NOW = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
 
@@ -32,7 +35,14 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("registry")
     train_tiny(root, "holder-a", seed=3)
     train_tiny(root, "holder-b", seed=7)
+    train_online(root / "online", "holder-online-a", seed=1)
+    train_online(root / "online", "holder-online-b", seed=2)
     return root
+
+
+def load_online(registry: Path, version: str) -> OnlineScorer:
+    path = registry / "online" / f"{version}.onnx"
+    return OnlineScorer.load(path, sha256_bytes(path.read_bytes()))
 
 
 def info(version: str, role: str = "champion") -> float | None:
@@ -108,6 +118,7 @@ def test_a_pinned_folder_with_an_altered_file_keeps_the_previous_model(
 def test_an_empty_pinned_folder_means_no_model(tmp_path: Path):
     holder = ModelHolder(tmp_path / "nothing-here")
     assert holder.current() is None and holder.challenger() is None
+    assert holder.online() is None
 
 
 # -- process-wide slots ------------------------------------------------------------------
@@ -161,3 +172,54 @@ def engine_matrix(rows: int) -> NDArray[np.float64]:
     matrix = np.ones((rows, len(FEATURE_NAMES)))
     matrix[:, FEATURE_NAMES.index("merchant_risk")] = np.nan
     return matrix
+
+
+# -- the online role ---------------------------------------------------------------------
+def test_installing_an_online_model_moves_its_gauge_and_leaves_the_champion(registry: Path):
+    models = ServingModels()
+    champion = EnsembleScorer.load(registry / "holder-a")
+    a = load_online(registry, "holder-online-a")
+    b = load_online(registry, "holder-online-b")
+    models.install("champion", Served(champion, None, "registry"))
+    models.install("online", Served(a, a.sha256, "model-updates"))
+    assert models.online() is a and models.current() is champion
+    assert models.challenger() is None
+    assert info("holder-online-a", "online") == 1
+    models.install("online", Served(b, b.sha256, "model-updates"))
+    assert models.online() is b
+    assert (info("holder-online-a", "online"), info("holder-online-b", "online")) == (0, 1)
+    assert info("holder-a", "champion") == 1
+    models.install("online", None)
+    assert models.online() is None and info("holder-online-b", "online") == 0
+
+
+def test_an_online_swap_reaches_the_next_batch(registry: Path):
+    champion = EnsembleScorer.load(registry / "holder-a")
+    a = load_online(registry, "holder-online-a")
+    b = load_online(registry, "holder-online-b")
+    slots = ServingModels()
+    slots.install("champion", Served(champion, None, "registry"))
+    engine = DecisionEngine(FixedRules(), slots, model_budget_s=5.0, online_weight=0.25)
+    alone = engine.decide(_items(20), Enrichment.empty(20))
+    slots.install("online", Served(a, a.sha256, "model-updates"))
+    with_a = engine.decide(_items(20), Enrichment.empty(20))
+    slots.install("online", Served(b, b.sha256, "model-updates"))
+    with_b = engine.decide(_items(20), Enrichment.empty(20))
+
+    assert all("online" not in d["member_scores"] for d in alone.decisions)
+    for outcome, model in ((with_a, a), (with_b, b)):
+        expected = model.score(online_input(model, 20))
+        online_scores = [d["member_scores"]["online"] for d in outcome.decisions]
+        assert online_scores == pytest.approx(expected.tolist(), abs=1e-6)
+        blended = [
+            0.75 * d["score"] + 0.25 * p
+            for d, p in zip(alone.decisions, expected.tolist(), strict=True)
+        ]
+        assert [d["score"] for d in outcome.decisions] == pytest.approx(blended, abs=1e-12)
+    assert with_a.member_scores["online"].tolist() != with_b.member_scores["online"].tolist()
+
+
+def online_input(model: OnlineScorer, rows: int) -> NDArray[np.float64]:
+    """What the engine gives ``model`` for ``_items``: its columns of the decision matrix."""
+    full = np.hstack((engine_matrix(rows), Enrichment.empty(rows).merchant_labels))
+    return OnlineBlend(0.25, DECISION_FEATURES).columns(model, full)

@@ -9,12 +9,14 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import numpy as np
 import orjson
 import pytest
 from structlog.testing import capture_logs
 
+from models.manifest import sha256_bytes
 from operators.features import FEATURE_NAMES
-from schemas import encode
+from schemas import ModelUpdate, encode
 from streams.model_holder import ServingModels
 from streams.model_updates import ModelUpdateFollower
 from streams.settings import Settings
@@ -25,6 +27,7 @@ from tests.unit.models._trained import (
     with_features,
     write_aliases,
 )
+from tests.unit.streams._online_models import online_update, train_online
 
 
 @pytest.fixture(scope="module")
@@ -32,6 +35,8 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("trained")
     train_tiny(root, "update-a", seed=3)
     train_tiny(root, "update-b", seed=7)
+    train_online(root / "online", "online-a", seed=1)
+    train_online(root / "online", "online-b", seed=2)
     return root
 
 
@@ -139,7 +144,6 @@ def test_records_that_are_not_updates_are_refused_without_harm(registry: Path):
     with capture_logs() as logs:
         assert not feed.apply(b"champion", b"{not json")
         assert not feed.apply(b"challenger", encode(update))  # key says challenger
-        assert not feed.apply(b"online", encode(update.model_copy(update={"role": "online"})))
         assert not feed.apply(
             b"champion", encode(update.model_copy(update={"uri": "s3://bucket/models/a"}))
         )
@@ -150,7 +154,6 @@ def test_records_that_are_not_updates_are_refused_without_harm(registry: Path):
         "unsupported_uri",
     ]
     assert refusals(logs)[0]["version"] is None
-    assert [e["role"] for e in logs if e["event"] == "model_update_ignored"] == ["online"]
 
 
 def test_a_tombstone_retires_the_challenger_but_never_the_champion(registry: Path):
@@ -197,3 +200,77 @@ def test_without_a_usable_registry_champion_the_scorer_runs_rules_only(
 
 def test_the_follower_has_not_caught_up_before_it_starts(registry: Path):
     assert not follower(registry).wait_caught_up(0)
+
+
+# -- the online role ---------------------------------------------------------------------
+def online(registry: Path, version: str, sha256: str | None = None) -> ModelUpdate:
+    path = registry / "online" / f"{version}.onnx"
+    return online_update(path, sha256 or sha256_bytes(path.read_bytes()))
+
+
+def test_a_verified_online_update_is_served_beside_the_champion(registry: Path):
+    feed = follower(registry)
+    assert send(feed, model_update(registry / "update-a"))
+    assert send(feed, online(registry, "online-a"))
+    served = feed.models.served("online")
+    assert served is not None and served.source == "model-updates"
+    model = feed.models.online()
+    assert model is not None and model.version == "online-a"
+    assert served.sha256 == sha256_bytes((registry / "online" / "online-a.onnx").read_bytes())
+    assert model.score(np.full((2, len(model.feature_names)), np.nan)).shape == (2,)
+    champion = feed.models.current()
+    assert champion is not None and champion.version == "update-a"
+
+    assert not send(feed, online(registry, "online-a"))  # the same again: not reloaded
+    assert feed.models.online() is model
+    assert send(feed, online(registry, "online-b"))
+    swapped = feed.models.online()
+    assert swapped is not None and swapped.version == "online-b"
+
+
+@pytest.mark.parametrize(
+    ("kind", "reason"),
+    [
+        ("hash_mismatch", "file_hash_mismatch"),
+        ("missing_file", "model_missing"),
+        ("altered_file", "file_hash_mismatch"),
+        ("version_mismatch", "version_mismatch"),
+    ],
+)
+def test_a_bad_online_update_is_refused_and_the_previous_one_keeps_serving(
+    registry: Path, kind: str, reason: str
+):
+    feed = follower(registry)
+    assert send(feed, online(registry, "online-a"))
+    path = registry / "online" / "online-b.onnx"
+    update = online(registry, "online-b")
+    if kind == "hash_mismatch":
+        update = online(registry, "online-b", sha256="0" * 64)
+    elif kind == "missing_file":
+        path.unlink()
+    elif kind == "altered_file":
+        path.write_bytes(path.read_bytes() + b"tampered")
+    elif kind == "version_mismatch":
+        update = update.model_copy(update={"version": "online-z"})
+    with capture_logs() as logs:
+        assert not send(feed, update)
+    serving = feed.models.online()
+    assert serving is not None and serving.version == "online-a"
+    [refusal] = refusals(logs)
+    assert (refusal["role"], refusal["reason"], refusal["log_level"]) == ("online", reason, "error")
+
+
+def test_a_tombstone_retires_the_online_model(registry: Path):
+    feed = follower(registry)
+    assert send(feed, online(registry, "online-a"))
+    assert feed.apply(b"online", None)
+    assert feed.models.online() is None
+    assert not feed.apply(b"online", None)  # nothing left to retire
+
+
+def test_the_registry_fallback_serves_no_online_model(registry: Path):
+    write_aliases(registry, champion="update-b")
+    feed = follower(registry)
+    feed.fall_back_to_registry()
+    assert feed.models.current() is not None
+    assert feed.models.online() is None
