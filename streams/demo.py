@@ -10,6 +10,7 @@ of the REVIEW/BLOCK queue and chargebacks for missed fraud, and a summary writte
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import shutil
 import signal
@@ -158,20 +159,21 @@ def run_demo(settings: Settings, *, duration_s: float, rate: float, keep_servers
         for name, outcome in create_topics(settings).items():
             console.print(f"  {name}: {outcome}")
 
-        console.print(Rule("3. a simulated, labelled history and a first model"))
+        console.print(Rule("3. a simulated, labelled history and a first champion"))
         history = state / "history.parquet"
-        model_dir = state / "model"
-        subprocess.run(
-            [_fraudstream(), "simulate", "--users", "2000", "--merchants", "500", "--days",
-             "21", "--out", str(history)],
-            check=True,
-        )  # fmt: skip
-        subprocess.run(
-            [_fraudstream(), "train", "--data", str(history), "--out", str(model_dir)],
-            check=True,
-        )
+        run_dir = (state / f"run-{run}").resolve()
+        run_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        env = _run_env(settings, run_dir, history)
         try:
-            summary = _stream(settings, state / f"run-{run}", model_dir, duration_s, rate)
+            subprocess.run(
+                [_fraudstream(), "simulate", "--users", "2000", "--merchants", "500", "--days",
+                 "21", "--out", str(history)],
+                check=True,
+            )  # fmt: skip
+            # Registered and announced on this run's model-updates: the scorer follows the
+            # topic, so the online model and retrained champions reach it live.
+            subprocess.run([_fraudstream(), "train", "--data", str(history)], env=env, check=True)
+            summary = _stream(settings, run_dir, env, duration_s, rate)
         finally:
             _delete_run_topics(settings)
         console.print(Rule("summary"))
@@ -192,28 +194,36 @@ def _delete_run_topics(settings: Settings) -> None:
             future.result(timeout=30)
 
 
-def _stream(
-    settings: Settings, state: Path, model_dir: Path, duration_s: float, rate: float
-) -> dict[str, Any]:
-    """Scorer + producer + live view of decisions; returns the summary."""
-    state.mkdir(parents=True, exist_ok=True, mode=0o700)
-    env = {
-        **os.environ,
-        "FRAUD_MODEL_DIR": str(model_dir.resolve()),
+def _run_env(settings: Settings, run_dir: Path, history: Path) -> dict[str, str]:
+    """The environment every child of this run shares.
+
+    Its topics, its state folder (registry, offline store, feedback state) and the
+    history the retrain adds to the offline store.
+    """
+    env = {key: value for key, value in os.environ.items() if key != "FRAUD_MODEL_DIR"}
+    return {
+        **env,
         "FRAUD_TOPIC_TRANSACTIONS": settings.topic_transactions,
         "FRAUD_TOPIC_DECISIONS": settings.topic_decisions,
         "FRAUD_TOPIC_LABELS": settings.topic_labels,
         "FRAUD_TOPIC_DLQ": settings.topic_dlq,
         "FRAUD_TOPIC_MODEL_UPDATES": settings.topic_model_updates,
         "FRAUD_FEEDBACK_APP_ID": settings.feedback_app_id,
-        "FRAUD_STATE_DIR": str(state.resolve()),
+        "FRAUD_STATE_DIR": str(run_dir),
+        "FRAUD_RETRAIN_HISTORY": str(history.resolve()),
         # A demo lasts minutes: publish the online model after a few dozen labels.
         "FRAUD_ONLINE_PUBLISH_EVERY": "25",
         "FRAUD_ONLINE_PUBLISH_INTERVAL_S": "10",
     }
+
+
+def _stream(
+    settings: Settings, state: Path, env: dict[str, str], duration_s: float, rate: float
+) -> dict[str, Any]:
+    """Scorer + feedback + producer + analysts + live view of decisions; returns the summary."""
     started_at = datetime.now(tz=UTC)
     summary = DemoSummary()
-    console.print(Rule("4. the scorer"))
+    console.print(Rule("4. the scorer and the feedback service"))
     scorer_args = [_fraudstream(), "score", "--recovery-dir", str(state / "recovery")]
     console.print(f"  topics: {settings.topic_transactions} -> {settings.topic_decisions}")
     feedback_args = [_fraudstream(), "feedback"]
@@ -251,6 +261,7 @@ def _stream(
         _drain(settings, summary, started_at, produced - len(_POISON), scorer)
         analyst.stop()
         learning = _feedback_figures(settings.feedback_metrics_port, sum(analyst.sent.values()))
+        learning["serving"] = _serving(settings.metrics_port)
     if scorer.returncode not in (0, 130, -signal.SIGINT):
         raise InfraError(
             f"the scorer failed (exit {scorer.returncode}); see {state / 'scorer.log'}"
@@ -278,9 +289,7 @@ def _feedback_figures(port: int, sent: int, timeout_s: float = 20) -> dict[str, 
             },
             "parked": figures.get("fraud_feedback_parked_labels", 0.0),
             "online_model": {
-                metric: round(
-                    figures.get(f'fraud_online_model_quality{{metric="{metric}"}}', 0.0), 4
-                )
+                metric: _finite(figures.get(f'fraud_online_model_quality{{metric="{metric}"}}'))
                 for metric in ("labels", "auc", "precision", "recall")
             },
             "online_publishes": figures.get(
@@ -288,6 +297,22 @@ def _feedback_figures(port: int, sent: int, timeout_s: float = 20) -> dict[str, 
             ),
         }
     }
+
+
+def _finite(value: float | None) -> float | None:
+    """A metric for the JSON summary: rounded, and None where it is undefined (NaN)."""
+    return None if value is None or math.isnan(value) else round(value, 4)
+
+
+def _serving(port: int) -> dict[str, str]:
+    """Which model version serves each role in the scorer, from ``fraud_model_info``."""
+    serving = {}
+    for key, value in _scrape(port).items():
+        if key.startswith("fraud_model_info{") and value == 1:
+            inner = key[len("fraud_model_info{") : -1]
+            labels = dict(part.split("=", 1) for part in inner.split(","))
+            serving[labels["role"].strip('"')] = labels["version"].strip('"')
+    return serving
 
 
 def _scrape(port: int) -> dict[str, float]:

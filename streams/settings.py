@@ -12,7 +12,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["LOCAL_KAFKA_PORT", "LOCAL_REDIS_PORT", "Settings", "get_settings"]
@@ -154,6 +154,22 @@ class Settings(BaseSettings):
     local_kafka_port: int = LOCAL_KAFKA_PORT
     local_redis_port: int = LOCAL_REDIS_PORT
     startup_timeout_s: float = 90.0
+
+    @field_validator("retrain_label_delay", mode="before")
+    @classmethod
+    def _short_duration(cls, value: Any) -> Any:
+        """Accept ``7d`` / ``12h`` / ``1d12h`` like the CLI, besides ISO 8601 and seconds."""
+        if not isinstance(value, str) or not value[:1].isdigit():
+            return value
+        if value.isdigit():
+            return int(value)
+        from models.exceptions import TrainingError
+        from models.pit import parse_duration
+
+        try:
+            return parse_duration(value)
+        except TrainingError as exc:  # pydantic reports ValueErrors as validation errors
+            raise ValueError(str(exc)) from None
 
     @property
     def resolved_model_dir(self) -> Path:

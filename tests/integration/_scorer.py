@@ -12,13 +12,10 @@ from __future__ import annotations
 import contextlib
 import math
 import os
-import signal
 import socket
-import subprocess
 import sys
 import threading
 import time
-import urllib.request
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -31,12 +28,12 @@ import orjson
 import pandas as pd
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
-from prometheus_client.parser import text_string_to_metric_families
 
 from models.simulator import SimulatorConfig, simulate_history
 from schemas.history import transaction_payloads
 from streams.producing import Pacer, RecordProducer
 from streams.settings import Settings
+from tests.integration._children import ChildService
 
 __all__ = [
     "FRAUDSTREAM",
@@ -46,13 +43,16 @@ __all__ = [
     "Scorer",
     "create_topics",
     "delete_topics",
+    "following_scorer",
     "free_port",
     "isolated_events",
     "keyed",
+    "model_info",
     "port_is_free",
     "produce",
     "read_all",
     "topic_size",
+    "wait_serving",
     "wait_until",
 ]
 
@@ -230,7 +230,13 @@ class PacedProducer(threading.Thread):
         self._records = list(records)
         self._rate = rate
         self._stop_requested = threading.Event()
+        self._finish_early = threading.Event()
         self.error: BaseException | None = None
+        self.sent = 0
+
+    def finish(self) -> None:
+        """Stop sending now (records sent so far are still flushed and checked)."""
+        self._finish_early.set()
 
     def run(self) -> None:
         try:
@@ -240,8 +246,11 @@ class PacedProducer(threading.Thread):
                     pacer.wait()
                 if self._stop_requested.is_set():
                     return
+                if self._finish_early.is_set():
+                    break
                 pacer.sent += 1
                 self._producer.send(key, value)
+                self.sent += 1
             self._producer.flush(60)
         except BaseException as exc:  # reported by __exit__, in the test's thread
             self.error = exc
@@ -263,7 +272,8 @@ class PacedProducer(threading.Thread):
             assert not self.is_alive(), "paced producer did not finish"
             assert self.error is None, repr(self.error)
             stats = self._producer.stats
-            assert (stats.delivered, stats.failed) == (len(self._records), 0), stats.errors
+            expected = self.sent if self._finish_early.is_set() else len(self._records)
+            assert (stats.delivered, stats.failed) == (expected, 0), stats.errors
 
 
 def keyed(events: Iterable[dict[str, Any]]) -> Iterator[tuple[bytes, bytes]]:
@@ -341,7 +351,7 @@ def read_all(settings: Settings, topic: str, timeout_s: float = 60) -> list[Reco
         consumer.close()
 
 
-class Scorer:
+class Scorer(ChildService):
     """``fraudstream score`` as a child process group, pointed at ``topics`` through FRAUD_*.
 
     Use as a context manager: leaving it stops the scorer (SIGINT, then SIGKILL of the
@@ -349,12 +359,14 @@ class Scorer:
     ``log_path``; :meth:`log_tail` shows the end of it in failure messages.
     """
 
+    name = "scorer"
+
     def __init__(
         self,
         topics: ScoreTopics,
         log_path: Path,
         *,
-        model_dir: Path,
+        model_dir: Path | None,
         processes: int = 1,
         workers: int = 1,
         recovery_dir: Path | None = None,
@@ -362,17 +374,14 @@ class Scorer:
         stop_timeout_s: float = 30,
     ) -> None:
         self.topics = topics
-        self.log_path = log_path
         self.processes = processes
-        self.stop_timeout_s = stop_timeout_s
-        self.metrics_port = free_port(processes)
-        self.env = {
+        metrics_port = free_port(processes)
+        settings_env = {
             **os.environ,
             "FRAUD_TOPIC_TRANSACTIONS": topics.transactions,
             "FRAUD_TOPIC_DECISIONS": topics.decisions,
             "FRAUD_TOPIC_DLQ": topics.dlq,
-            "FRAUD_MODEL_DIR": str(model_dir),
-            "FRAUD_METRICS_PORT": str(self.metrics_port),
+            "FRAUD_METRICS_PORT": str(metrics_port),
             "FRAUD_SNAPSHOT_INTERVAL_S": "1",
             # A busy 2-core test machine must not turn into degraded decisions: the tests
             # compare scores, so the model and Redis get generous time budgets.
@@ -380,98 +389,59 @@ class Scorer:
             "FRAUD_REDIS_TIMEOUT_MS": "2000",
             **(env or {}),
         }
-        self.args = [
+        if model_dir is not None:
+            settings_env["FRAUD_MODEL_DIR"] = str(model_dir)
+        args = [
             FRAUDSTREAM, "score", "--processes", str(processes), "--workers", str(workers),
         ]  # fmt: skip
         if recovery_dir is not None:
-            self.args += ["--recovery-dir", str(recovery_dir)]
-        self._process: subprocess.Popen[bytes] | None = None
-        self.returncode: int | None = None
-
-    def __enter__(self) -> Scorer:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        _type: type[BaseException] | None,
-        _value: BaseException | None,
-        _traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    def start(self) -> None:
-        """Start the scorer; a stopped or killed one can be started again (same settings)."""
-        assert self._process is None or self._process.poll() is not None, "already running"
-        with self.log_path.open("ab") as log:
-            log.write(f"\n=== start {' '.join(self.args[1:])}\n".encode())
-            self._process = subprocess.Popen(
-                self.args,
-                env=self.env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # its own group: kill -9 reaches every child
-            )
-        self.returncode = None
-
-    @property
-    def running(self) -> bool:
-        return self._process is not None and self._process.poll() is None
-
-    def stop(self) -> int | None:
-        """Ctrl-C, then ``kill -9`` of the group if it has not exited in time."""
-        process = self._process
-        if process is None:
-            return self.returncode
-        if process.poll() is None:
-            process.send_signal(signal.SIGINT)
-            try:
-                process.wait(self.stop_timeout_s)
-            except subprocess.TimeoutExpired:
-                self._kill_group(process)
-        self._reap(process)
-        return self.returncode
-
-    def kill(self) -> None:
-        """``kill -9`` of the scorer and all its children, with no chance to clean up."""
-        if self._process is not None:
-            self._kill_group(self._process)
-            self._reap(self._process)
-
-    @staticmethod
-    def _kill_group(process: subprocess.Popen[bytes]) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-
-    def _reap(self, process: subprocess.Popen[bytes]) -> None:
-        self.returncode = process.wait(self.stop_timeout_s)
-        # Children of a multi-process run may outlive a killed supervisor: end the group.
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        self._process = None
-
-    def log_tail(self, lines: int = 40) -> str:
-        """The end of the scorer's output, for failure messages."""
-        try:
-            text = self.log_path.read_text(errors="replace")
-        except OSError:
-            return "(no scorer log)"
-        return f"--- scorer log ({self.log_path}) ---\n" + "\n".join(text.splitlines()[-lines:])
-
-    def metric(self, name: str, process: int = 0) -> dict[tuple[tuple[str, str], ...], float]:
-        """Samples of one metric scraped from process ``process``'s /metrics, by labels."""
-        url = f"http://127.0.0.1:{self.metrics_port + process}/metrics"
-        with urllib.request.urlopen(url, timeout=10) as response:
-            text = response.read().decode()
-        return {
-            tuple(sorted(sample.labels.items())): sample.value
-            for family in text_string_to_metric_families(text)
-            for sample in family.samples
-            if sample.name == name
-        }
-
-    def assert_running(self) -> None:
-        """Fail at once (with its log) if the scorer died instead of waiting out a timeout."""
-        assert self.running, f"scorer exited with {self._process and self._process.poll()}\n" + (
-            self.log_tail()
+            args += ["--recovery-dir", str(recovery_dir)]
+        super().__init__(
+            args, settings_env, log_path, metrics_port=metrics_port, stop_timeout_s=stop_timeout_s
         )
+
+
+def following_scorer(
+    topics: ScoreTopics, log: Path, updates_topic: str, registry: Path, **env: str
+) -> Scorer:
+    """A scorer without FRAUD_MODEL_DIR: its models come from ``updates_topic``/``registry``."""
+    return Scorer(
+        topics,
+        log,
+        model_dir=None,
+        env={
+            "FRAUD_TOPIC_MODEL_UPDATES": updates_topic,
+            "FRAUD_REGISTRY_DIR": str(registry),
+            **env,
+        },
+    )
+
+
+def model_info(scorer: Scorer) -> dict[tuple[str, str], float]:
+    """``fraud_model_info`` samples served by the scorer: (version, role) -> value."""
+    try:
+        samples = scorer.metric("fraud_model_info")
+    except OSError:
+        return {}
+    return {
+        (dict(labels)["version"], dict(labels)["role"]): value for labels, value in samples.items()
+    }
+
+
+def wait_serving(
+    scorer: Scorer, version: str, previous: str | None = None, role: str = "champion"
+) -> None:
+    """Until the scorer's metrics say ``version`` serves ``role`` (and ``previous`` does not)."""
+
+    def serving() -> bool:
+        scorer.assert_running()
+        info = model_info(scorer)
+        swapped = previous is None or info.get((previous, role)) == 0
+        return info.get((version, role)) == 1 and swapped
+
+    wait_until(
+        serving,
+        timeout_s=120,
+        what=f"{role} {version}",
+        diagnose=lambda: f"{model_info(scorer)}\n{scorer.log_tail()}",
+    )

@@ -11,7 +11,6 @@ scores from the batch after it arrives.
 
 from __future__ import annotations
 
-import urllib.request
 import uuid
 from collections import Counter, defaultdict
 from pathlib import Path
@@ -29,11 +28,14 @@ from tests.integration._scorer import (
     Record,
     Scorer,
     ScoreTopics,
+    following_scorer,
     isolated_events,
     keyed,
+    model_info,
     produce,
     read_all,
     topic_size,
+    wait_serving,
     wait_until,
 )
 from tests.unit.models._trained import model_update, train_tiny, write_aliases
@@ -42,43 +44,6 @@ from tests.unit.streams._online_models import online_update, train_online
 pytestmark = pytest.mark.integration
 
 WAIT_S = 120  # generous: a busy 2-core machine; a healthy run needs a fraction of it
-
-
-def model_info(scorer: Scorer) -> dict[tuple[str, str], float]:
-    """``fraud_model_info`` samples served by the scorer: (version, role) -> value."""
-    url = f"http://127.0.0.1:{scorer.metrics_port}/metrics"
-    try:
-        with urllib.request.urlopen(url, timeout=5) as response:
-            text = response.read().decode()
-    except OSError:
-        return {}
-    samples = {}
-    for line in text.splitlines():
-        if line.startswith("fraud_model_info{"):
-            labels, value = line[len("fraud_model_info{") :].rsplit("} ", 1)
-            pairs = dict(part.split("=", 1) for part in labels.split(","))
-            key = (pairs["version"].strip('"'), pairs["role"].strip('"'))
-            samples[key] = float(value)
-    return samples
-
-
-def wait_serving(
-    scorer: Scorer, version: str, previous: str | None = None, role: str = "champion"
-) -> None:
-    """Until the scorer's metrics say ``version`` serves ``role`` (and ``previous`` does not)."""
-
-    def serving() -> bool:
-        scorer.assert_running()
-        info = model_info(scorer)
-        swapped = previous is None or info.get((previous, role)) == 0
-        return info.get((version, role)) == 1 and swapped
-
-    wait_until(
-        serving,
-        timeout_s=WAIT_S,
-        what=f"{role} {version}",
-        diagnose=lambda: f"{model_info(scorer)}\n{scorer.log_tail()}",
-    )
 
 
 def wait_decided(scorer: Scorer, settings: Settings, topic: str, count: int) -> None:
@@ -100,17 +65,6 @@ def publish(settings: Settings, topic: str, update: ModelUpdate) -> None:
 
 def versions(records: list[Record]) -> list[str | None]:
     return [Decision.model_validate_json(r.value).model_version for r in records]
-
-
-def following_scorer(
-    topics: ScoreTopics, log: Path, updates_topic: str, registry: Path, **env: str
-) -> Scorer:
-    """A scorer without FRAUD_MODEL_DIR: its models come from ``updates_topic``/``registry``."""
-    scorer = Scorer(topics, log, model_dir=registry, env=env)
-    del scorer.env["FRAUD_MODEL_DIR"]
-    scorer.env["FRAUD_TOPIC_MODEL_UPDATES"] = updates_topic
-    scorer.env["FRAUD_REGISTRY_DIR"] = str(registry)
-    return scorer
 
 
 def test_a_running_scorer_swaps_models_between_batches_without_losing_a_decision(
