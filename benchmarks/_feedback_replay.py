@@ -65,10 +65,20 @@ from streams.feedback._core import FeedbackCore
 from streams.feedback._snapshot import Snapshot, join
 from streams.labelling import make_label
 
-__all__ = ["Arm", "ArmResult", "Protocol", "Stream", "prepare_stream", "replay", "train_champion"]
+__all__ = [
+    "Arm",
+    "ArmResult",
+    "Protocol",
+    "Stream",
+    "prepare_stream",
+    "replay",
+    "simulate",
+    "train_champion",
+]
 
 _DAY_MS = 86_400_000
 _RISK = MERCHANT_LABEL_FEATURES.index(MERCHANT_RISK_FEATURE)
+_LABELS_28D = MERCHANT_LABEL_FEATURES.index("merchant_known_labels_28d")
 _TX_FIELDS = (
     "tx_id", "user_id", "card_id", "merchant_id", "mcc", "amount", "currency", "country",
     "lat", "lon", "channel", "device_id", "event_time",
@@ -106,7 +116,8 @@ class Protocol:
 
     def split(self) -> datetime:
         """Where training ends and the live stream starts."""
-        return self.config().start + timedelta(days=self.train_days)
+        start: datetime = self.config().start
+        return start + timedelta(days=self.train_days)
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +128,9 @@ class Arm:
     feedback: bool  # labels are applied (learner, merchant book)
     merchant_records: bool  # the scorer reads the book's merchant records
     online_weight: float  # the online model's weight in the blend
+    #: The champion's ``merchant_risk`` column comes from the records (as live); False
+    #: leaves it missing, so the labels reach the decisions through the online model only.
+    risk_to_champion: bool = True
 
 
 @dataclass(slots=True)
@@ -140,9 +154,11 @@ class ArmResult:
 
     arm: Arm
     codes: NDArray[np.int8]
-    scores: NDArray[np.float64]
+    scores: NDArray[np.float64]  # the decided score (blended when the online model scored)
+    champion: NDArray[np.float64]  # the champion's own score, before any blend
     online: NDArray[np.float64]  # the online model's P(fraud), NaN when it did not score
     merchant_risk: NDArray[np.float64]
+    merchant_frauds_known: NDArray[np.float64]  # known fraud labels at the merchant, 28 days
     labels_seen: NDArray[np.int64]  # labels applied before the row was decided
     pattern_labels_seen: NDArray[np.int64]  # of those, verdicts on the pattern's rows
     label_sources: Counter[str] = field(default_factory=Counter)
@@ -306,9 +322,10 @@ class _Loop:
         txs = self.stream.transactions
         merchants = [txs[row].merchant_id for row in rows]
         records = self.core.book.records(now_ms, set(merchants))
-        return merchant_label_matrix(
+        matrix: NDArray[np.float64] = merchant_label_matrix(
             [records[m] for m in merchants], self.stream.event_ms[rows.start : rows.stop]
         )
+        return matrix
 
     def consider(self, row: int, decision: dict[str, Any]) -> None:
         """The demo analyst's choice for one decision (``SimulatedAnalyst._consider``)."""
@@ -348,8 +365,10 @@ def replay(
         arm=arm,
         codes=np.zeros(size, dtype=np.int8),
         scores=np.full(size, np.nan),
+        champion=np.full(size, np.nan),
         online=np.full(size, np.nan),
         merchant_risk=np.full(size, np.nan),
+        merchant_frauds_known=np.zeros(size),
         labels_seen=np.zeros(size, dtype=np.int64),
         pattern_labels_seen=np.zeros(size, dtype=np.int64),
     )
@@ -384,8 +403,9 @@ def replay(
             enrichment = Enrichment.empty(len(items))
             if arm.merchant_records:
                 labels = loop.merchant_labels(rows, now_ms)
+                risk = labels[:, _RISK] if arm.risk_to_champion else enrichment.merchant_risk
                 enrichment = Enrichment(
-                    merchant_risk=np.ascontiguousarray(labels[:, _RISK]),
+                    merchant_risk=np.ascontiguousarray(risk),
                     allow=enrichment.allow,
                     deny=enrichment.deny,
                     merchant_labels=labels,
@@ -396,9 +416,19 @@ def replay(
             if outcome.scores is not None:
                 result.scores[start:stop] = outcome.scores
             online = outcome.member_scores.get("online")
+            result.champion[start:stop] = result.scores[start:stop]
             if online is not None:
                 result.online[start:stop] = online
+                weight = arm.online_weight  # blended = (1 - w) * champion + w * online
+                blended = result.scores[start:stop]
+                result.champion[start:stop] = np.where(
+                    np.isfinite(online), (blended - weight * online) / (1.0 - weight), blended
+                )
             result.merchant_risk[start:stop] = enrichment.merchant_risk
+            known = enrichment.merchant_labels
+            result.merchant_frauds_known[start:stop] = np.nan_to_num(
+                known[:, _LABELS_28D] * known[:, _RISK]
+            )
             if arm.feedback:
                 for row, decision in zip(rows, outcome.decisions, strict=True):
                     loop.consider(row, decision)

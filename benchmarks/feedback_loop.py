@@ -10,22 +10,33 @@ production components (see ``_feedback_replay``); no Kafka or Redis is needed::
 Protocol: one simulated history; the champion is trained (point in time, 7-day label
 delay) on the days before the split with every row of ``--pattern`` removed; the days
 after the split are the live stream, every pattern included. The stream is decided
-twice: with the loop (analyst labels and chargebacks applied as they fall due, merchant
-label records served to the scorer, the online model blended with ``--online-weight``)
-and as a control without it (online weight 0, no merchant label records). Rows are
-bucketed by how many labels the loop had applied when it decided them; the control's
-table covers exactly the same rows, so the difference between the two is what the
-labels did, not what time did.
+with the loop (analyst labels and chargebacks applied as they fall due, merchant label
+records served to the scorer, the online model blended with ``--online-weight``) and as
+a control without it (online weight 0, no merchant label records). Rows are bucketed by
+how many labels the loop had applied when it decided them; every other arm is reported
+on exactly the same rows, so the difference to the control is what the labels did, not
+what time did. Labels reach a decision two ways, and ``--diagnose`` (on by default)
+runs each alone: ``merchant-only`` (the champion reads the labels' ``merchant_risk``,
+online weight 0) and ``online-only`` (the online model is blended in, the champion's
+``merchant_risk`` stays missing as in the control).
+
+Figures: recall (REVIEW or BLOCK) on the pattern's fraud, on all other fraud, and the
+share of legit traffic reviewed or blocked, per bucket with 95 % Wilson intervals; and
+in the JSON, per bucket, the diagnostics behind them (``_feedback_figures``). The same
+seed gives the same decisions (``decisions_sha256`` per arm).
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
+import hashlib
 import math
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -38,116 +49,50 @@ from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _feedback_replay import (  # noqa: E402 - the helper module sits next to this script
+from _feedback_figures import (
+    BUCKET_NAMES,
+    bucket_of,
+    bucket_table,
+    online_reach,
+    served_risk,
+)
+from _feedback_replay import (
     Arm,
     ArmResult,
     Protocol,
-    Stream,
     prepare_stream,
     replay,
     simulate,
     train_champion,
 )
 
-from models.simulator import PATTERNS  # noqa: E402
-
-#: Lower edges of the label-count buckets: [0, 50), [50, 200), [200, 1000), [1000, inf).
-EDGES = (0, 50, 200, 1000)
-BUCKET_NAMES = ("before 50 labels", "50-199 labels", "200-999 labels", "1,000+ labels")
-_Z95 = 1.959964
+from models.simulator import PATTERNS
 
 console = Console()
 
 
-def wilson(hits: int, total: int) -> tuple[float, float] | None:
-    """95 % Wilson interval of a proportion; None without observations."""
-    if total == 0:
-        return None
-    share = hits / total
-    scale = 1 + _Z95**2 / total
-    centre = (share + _Z95**2 / (2 * total)) / scale
-    half = _Z95 * math.sqrt(share * (1 - share) / total + _Z95**2 / (4 * total**2)) / scale
-    return max(0.0, centre - half), min(1.0, centre + half)
-
-
-def bucket_of(labels_seen: np.ndarray) -> np.ndarray:
-    """Bucket index of each row from the labels applied when it was decided."""
-    return np.searchsorted(np.array(EDGES[1:]), labels_seen, side="right")
-
-
-def _rate(flagged: np.ndarray, mask: np.ndarray) -> dict[str, Any]:
-    total = int(mask.sum())
-    hits = int((flagged & mask).sum())
-    interval = wilson(hits, total)
-    return {
-        "n": total,
-        "flagged": hits,
-        "share": hits / total if total else None,
-        "ci95": None if interval is None else [round(v, 4) for v in interval],
-    }
-
-
-def _median(values: np.ndarray) -> float | None:
-    finite = values[np.isfinite(values)]
-    return float(np.median(finite)) if finite.size else None
-
-
-def bucket_table(
-    stream: Stream, result: ArmResult, buckets: np.ndarray, pattern: str, loop: ArmResult
-) -> list[dict[str, Any]]:
-    """Per bucket: recall on the pattern and on other fraud, the legit review+block share."""
-    flagged = result.codes > 0
-    is_pattern = stream.pattern == pattern
-    other_fraud = stream.fraud & ~is_pattern
-    legit = ~stream.fraud
-    start_ms = int(stream.event_ms[0])
-    rows = []
-    for index, name in enumerate(BUCKET_NAMES):
-        inside = buckets == index
-        if not inside.any():
-            rows.append({"bucket": name, "rows": 0})
-            continue
-        where = np.flatnonzero(inside)
-        first, last = int(where[0]), int(where[-1])
-        frauds = is_pattern & inside & stream.fraud
-        rows.append(
-            {
-                "bucket": name,
-                "labels_from": EDGES[index],
-                "labels_to": EDGES[index + 1] if index + 1 < len(EDGES) else None,
-                "rows": int(inside.sum()),
-                "stream_days": [
-                    round((int(stream.event_ms[first]) - start_ms) / 86_400_000, 2),
-                    round((int(stream.event_ms[last]) - start_ms) / 86_400_000, 2),
-                ],
-                "pattern_labels_applied": [
-                    int(loop.pattern_labels_seen[first]),
-                    int(loop.pattern_labels_seen[last]),
-                ],
-                "pattern_recall": _rate(flagged, frauds),
-                "other_fraud_recall": _rate(flagged, other_fraud & inside),
-                "legit_review_block_share": _rate(flagged, legit & inside),
-                "legit_block_share": _rate(result.codes == 2, legit & inside),
-                "pattern_fraud_median_score": _median(result.scores[frauds]),
-                "pattern_fraud_median_online": _median(result.online[frauds]),
-                "pattern_fraud_merchant_risk_known": (
-                    float(np.isfinite(result.merchant_risk[frauds]).mean())
-                    if frauds.any()
-                    else None
-                ),
-            }
-        )
-    return rows
-
-
 def arms_for(protocol: Protocol, diagnose: bool) -> list[Arm]:
-    """The loop and its control, plus the merchant-features-only arm when diagnosing."""
+    """The loop and its control; diagnosing, the two ways labels reach a decision apart.
+
+    ``merchant-only``: the champion reads the labels' ``merchant_risk``, no online model.
+    ``online-only``: the online model (with every merchant label feature) is blended in,
+    the champion's ``merchant_risk`` stays missing as in the control.
+    """
     arms = [
         Arm("loop", feedback=True, merchant_records=True, online_weight=protocol.online_weight),
         Arm("control", feedback=False, merchant_records=False, online_weight=0.0),
     ]
     if diagnose:
-        arms.append(Arm("merchant-only", feedback=True, merchant_records=True, online_weight=0.0))
+        arms += [
+            Arm("merchant-only", feedback=True, merchant_records=True, online_weight=0.0),
+            Arm(
+                "online-only",
+                feedback=True,
+                merchant_records=True,
+                online_weight=protocol.online_weight,
+                risk_to_champion=False,
+            ),
+        ]
     return arms
 
 
@@ -155,43 +100,109 @@ def _percent(rate: dict[str, Any]) -> str:
     if not rate["n"]:
         return "-"
     low, high = rate["ci95"]
-    return f"{100 * rate['share']:.1f}% [{100 * low:.0f}-{100 * high:.0f}] of {rate['n']:,}"
-
-
-def print_tables(document: dict[str, Any]) -> None:
-    """The bucket tables side by side per arm, as a rich table."""
-    arms = document["arms"]
-    table = Table(
-        title=(
-            f"recall on never-seen '{document['pattern']}' by labels applied "
-            f"(online weight {document['protocol']['online_weight']})"
-        ),
-        show_lines=True,
-    )
-    table.add_column("bucket")
-    table.add_column("stream days")
-    for name in arms:
-        table.add_column(f"{name}: pattern recall")
-    for name in arms:
-        table.add_column(f"{name}: other fraud recall")
-    for name in arms:
-        table.add_column(f"{name}: legit review+block")
-    first = next(iter(arms.values()))["buckets"]
-    for index, bucket in enumerate(first):
-        if not bucket["rows"]:
-            continue
-        cells = [bucket["bucket"], "{:.1f}-{:.1f}".format(*bucket["stream_days"])]
-        for key in ("pattern_recall", "other_fraud_recall"):
-            cells += [_percent(arm["buckets"][index][key]) for arm in arms.values()]
-        cells += [
-            _pct_only(arm["buckets"][index]["legit_review_block_share"]) for arm in arms.values()
-        ]
-        table.add_row(*cells)
-    console.print(table)
+    return f"{100 * rate['share']:.1f}% [{100 * low:.0f}-{100 * high:.0f}]"
 
 
 def _pct_only(rate: dict[str, Any]) -> str:
     return "-" if not rate["n"] else f"{100 * rate['share']:.2f}%"
+
+
+def _bucket_rows(arms: dict[str, Any]) -> list[list[dict[str, Any]]]:
+    """Per non-empty bucket (then the whole stream), each arm's figures, arm order."""
+    first = next(iter(arms.values()))["buckets"]
+    rows = [
+        [arm["buckets"][index] for arm in arms.values()]
+        for index in range(len(BUCKET_NAMES))
+        if first[index]["rows"]
+    ]
+    rows.append([arm["whole_stream"] for arm in arms.values()])
+    return rows
+
+
+def _rate_table(
+    title: str, arms: dict[str, Any], key: str, count: str, show: Callable[[dict[str, Any]], str]
+) -> Table:
+    table = Table(title=title)
+    for column in ("labels applied", "stream days", count, *arms):
+        table.add_column(column, justify="right")
+    for cells in _bucket_rows(arms):
+        first = cells[0]
+        table.add_row(
+            first["bucket"],
+            "{:.1f}-{:.1f}".format(*first["stream_days"]),
+            f"{first[key]['n']:,}",
+            *(show(cell[key]) for cell in cells),
+        )
+    return table
+
+
+def print_tables(document: dict[str, Any]) -> None:
+    """Recall on the pattern, on other fraud, the legit flag share, and why, per arm."""
+    arms = document["arms"]
+    weight = document["protocol"]["online_weight"]
+    console.print(
+        _rate_table(
+            f"recall (REVIEW or BLOCK) on the never-seen '{document['pattern']}' fraud "
+            f"[95% CI], online weight {weight}",
+            arms,
+            "pattern_recall",
+            "pattern frauds",
+            _percent,
+        )
+    )
+    console.print(
+        _rate_table(
+            "no regression? recall on every other fraud [95% CI]",
+            arms,
+            "other_fraud_recall",
+            "other frauds",
+            _percent,
+        )
+    )
+    console.print(
+        _rate_table(
+            "cost: legit transactions reviewed or blocked",
+            arms,
+            "legit_review_block_share",
+            "legit rows",
+            _pct_only,
+        )
+    )
+    why = Table(title="why: how the labels reached the decisions (whole stream)")
+    for column in (
+        "arm",
+        "labels",
+        "online AUC (progressive)",
+        "merchant_risk PSI",
+        "pattern recall, merchant fraud known",
+        "... not known",
+        "pattern frauds in online reach",
+        "online P(fraud) pattern / legit",
+    ):
+        why.add_column(column, justify="right")
+    for name, arm in arms.items():
+        whole = arm["whole_stream"]
+        known = whole["pattern_recall_merchant_fraud_known"]
+        unknown = whole["pattern_recall_merchant_fraud_unknown"]
+        reach = whole["pattern_frauds_within_online_reach"]
+        auc = arm["online_quality"].get("auc")
+        why.add_row(
+            name,
+            f"{arm['labels_applied']:,}",
+            "-" if auc is None or not math.isfinite(auc) else f"{auc:.3f}",
+            str(arm["merchant_risk_served"]["psi_vs_champion_reference"]),
+            f"{known['flagged']}/{known['n']}",
+            f"{unknown['flagged']}/{unknown['n']}",
+            f"{reach['flagged']}/{reach['n']}" if arm["online_weight"] > 0 else "-",
+            _pair(whole["pattern_fraud_median_online"], whole["legit_median_online"]),
+        )
+    console.print(why)
+
+
+def _pair(left: float | None, right: float | None) -> str:
+    if left is None or right is None:
+        return "-"
+    return f"{left:.2f} / {right:.2f}"
 
 
 def run(protocol: Protocol, diagnose: bool) -> dict[str, Any]:
@@ -234,11 +245,13 @@ def run(protocol: Protocol, diagnose: bool) -> dict[str, Any]:
                     champion_dir,
                     protocol,
                     arm,
-                    advance=lambda rows, task=task: progress.advance(task, rows),
+                    advance=functools.partial(progress.advance, task),
                 )
                 timings[f"replay_{arm.name}"] = results[arm.name].seconds
     loop = results["loop"]
+    reference = None if manifest.reference is None else manifest.reference.features["merchant_risk"]
     buckets = bucket_of(loop.labels_seen)
+    reach = online_reach(manifest.thresholds.review, protocol.online_weight)
     is_pattern = stream.pattern == protocol.pattern
     return {
         "benchmark": "feedback_loop",
@@ -256,6 +269,12 @@ def run(protocol: Protocol, diagnose: bool) -> dict[str, Any]:
             "buckets": "rows decided while the loop arm's applied-label count was in "
             "[0,50), [50,200), [200,1000), [1000,inf); every arm is reported on those rows",
             "flagged": "REVIEW or BLOCK",
+            "online_reach_champion_score": None if math.isinf(reach) else reach,
+            "online_reach": (
+                "pattern_frauds_within_online_reach counts the rows whose champion score is at "
+                f"least (review - w) / (1 - w) = {reach:.4f} (w = {protocol.online_weight}): "
+                "below it the online model cannot lift a row to REVIEW even at P(fraud) = 1"
+            ),
         },
         "champion": {
             "version": manifest.version,
@@ -269,6 +288,9 @@ def run(protocol: Protocol, diagnose: bool) -> dict[str, Any]:
             "validation_rows": manifest.validation_rows,
             "validation_frauds": manifest.validation_frauds,
             "validation_metrics": manifest.metrics.model_dump(mode="json"),
+            "merchant_risk_reference": (
+                None if reference is None else reference.model_dump(mode="json")
+            ),
         },
         "stream": {
             "rows": len(stream),
@@ -282,13 +304,21 @@ def run(protocol: Protocol, diagnose: bool) -> dict[str, Any]:
             name: {
                 "online_weight": result.arm.online_weight,
                 "merchant_records": result.arm.merchant_records,
+                "merchant_risk_to_champion": result.arm.risk_to_champion,
                 "labels_applied": result.labels_applied,
                 "label_sources": dict(sorted(result.label_sources.items())),
                 "online_publishes": result.publishes,
+                "decisions_sha256": hashlib.sha256(result.codes.tobytes()).hexdigest(),
                 "online_quality": result.online_quality,
-                "buckets": bucket_table(stream, result, buckets, protocol.pattern, loop),
+                "merchant_risk_served": served_risk(result.merchant_risk, reference),
+                "buckets": bucket_table(stream, result, buckets, protocol.pattern, loop, reach),
                 "whole_stream": bucket_table(
-                    stream, result, np.zeros(len(stream), dtype=np.int64), protocol.pattern, loop
+                    stream,
+                    result,
+                    np.zeros(len(stream), dtype=np.int64),
+                    protocol.pattern,
+                    loop,
+                    reach,
                 )[0]
                 | {"bucket": "whole stream", "labels_to": None},
             }
@@ -313,7 +343,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add("--online-weight", type=float, default=default.online_weight)
     add("--publish-every", type=int, default=default.publish_every, help="labels per publish")
     add("--batch-seconds", type=int, default=default.batch_seconds, help="event time per batch")
-    add("--diagnose", action="store_true", help="add an arm with merchant features only")
+    add(
+        "--diagnose",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also run the merchant-only and online-only arms (each channel of the loop alone)",
+    )
     add("--json", type=Path, default=None, help="write the document here")
     return parser.parse_args(argv)
 
@@ -337,7 +372,8 @@ def main(argv: list[str] | None = None) -> None:
     for name, arm in document["arms"].items():
         console.print(
             f"{name}: {arm['labels_applied']:,} labels {arm['label_sources']}, "
-            f"{arm['online_publishes']} online publishes"
+            f"{arm['online_publishes']} online publishes, decisions "
+            f"sha256 {arm['decisions_sha256'][:16]}"
         )
     console.print(f"elapsed {document['seconds']['total']:.0f} s: {document['seconds']}")
     if args.json is not None:

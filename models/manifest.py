@@ -66,6 +66,7 @@ __all__ = [
     "Thresholds",
     "TimeWindow",
     "ValidationMetrics",
+    "fsync_directory",
     "read_manifest",
     "read_verified_files",
     "sha256_bytes",
@@ -247,6 +248,15 @@ def write_atomically(path: Path, data: bytes) -> None:
     except BaseException:
         Path(temp_name).unlink(missing_ok=True)
         raise
+
+
+def fsync_directory(directory: Path) -> None:
+    """Make renames into ``directory`` durable: its entries are flushed, not only the files."""
+    descriptor = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
 
 
 def read_verified_files(manifest: Manifest, model_dir: Path | str) -> Mapping[str, bytes]:

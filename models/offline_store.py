@@ -35,6 +35,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from models.exceptions import TrainingError
+from models.manifest import fsync_directory
 from schemas._types import epoch_ms
 from schemas.history import read_history
 
@@ -146,7 +147,7 @@ class OfflineStoreWriter:
         created = not partition.is_dir()
         partition.mkdir(parents=True, exist_ok=True)
         if created:
-            _fsync_dir(partition.parent)
+            fsync_directory(partition.parent)
         temporary, final = partition / f".{name}.tmp", partition / name
         try:
             with temporary.open("wb") as handle:
@@ -157,7 +158,7 @@ class OfflineStoreWriter:
         except BaseException:
             temporary.unlink(missing_ok=True)
             raise
-        _fsync_dir(partition)
+        fsync_directory(partition)
         return final
 
 
@@ -306,17 +307,3 @@ def _read_table(path: Path) -> pa.Table:
 def _stamp(path: Path) -> int:
     match = _FILE_NAME.fullmatch(path.name)
     return 0 if match is None else int(match[1])
-
-
-def _fsync_dir(folder: Path) -> None:
-    """Make a rename or a new entry in ``folder`` durable (where the OS allows it)."""
-    try:
-        descriptor = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(descriptor)
-    except OSError:
-        pass
-    finally:
-        os.close(descriptor)

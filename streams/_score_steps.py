@@ -278,6 +278,8 @@ class ScoreSteps:
     def _online_failures(local: _WorkerResources, outcome: BatchOutcome) -> None:
         """An online model failure (the batch kept the champion's scores), logged on change."""
         error = outcome.online_error
+        if error is not None:
+            metrics.ONLINE_ERRORS.inc()
         if error is not None and error != local.last_online_error:
             _log.warning("online_model_failed", step="score", error=error)
         local.last_online_error = error

@@ -20,6 +20,7 @@ __all__ = [
     "LATE_EVENTS",
     "MODEL_INFO",
     "MODEL_SCORE",
+    "ONLINE_ERRORS",
     "RULE_HITS",
     "RULE_RELOAD_FAILURES",
     "SHADOW_ERRORS",
@@ -58,6 +59,10 @@ DEGRADED = Counter("fraud_degraded_decisions", "Decisions made degraded, by caus
 MODEL_INFO = Gauge("fraud_model_info", "The model serving (value 1).", ["version", "role"])
 LATE_EVENTS = Counter("fraud_late_events", "Events older than the allowed lateness.")
 RULE_RELOAD_FAILURES = Counter("fraud_rule_reload_failures", "Rule edits refused.")
+ONLINE_ERRORS = Counter(
+    "fraud_online_model_errors",
+    "Batches the online model could not score (the champion's score stood, not degraded).",
+)
 SHADOW_ERRORS = Counter(
     "fraud_shadow_errors", "Batches the challenger could not score in shadow, by cause.", ["cause"]
 )

@@ -8,14 +8,13 @@ not fully on disk.
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 
 import orjson
 
 from models.exceptions import TrainingError
-from models.manifest import PLAIN_NAME, sha256_bytes, write_atomically
+from models.manifest import PLAIN_NAME, fsync_directory, sha256_bytes, write_atomically
 from models.online._graph import ONLINE_ROLE
 from models.online._learner import OnlineLearner
 
@@ -47,14 +46,5 @@ def write_online_model(learner: OnlineLearner, folder: Path, version: str) -> tu
     }
     write_atomically(graph_path, data)
     write_atomically(folder / f"{version}.json", orjson.dumps(sidecar, option=orjson.OPT_INDENT_2))
-    _fsync_directory(folder)
+    fsync_directory(folder)
     return graph_path, digest
-
-
-def _fsync_directory(directory: Path) -> None:
-    """Make the renames durable: the directory entries are flushed, not only the files."""
-    descriptor = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)

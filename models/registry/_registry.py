@@ -16,7 +16,6 @@ a tombstone retiring the challenger).
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import stat
@@ -35,6 +34,7 @@ from models.manifest import (
     MANIFEST_FILENAME,
     PLAIN_NAME,
     Manifest,
+    fsync_directory,
     read_manifest,
     read_verified_files,
     sha256_bytes,
@@ -199,7 +199,7 @@ class ModelRegistry:
             staged.rename(target)
         except OSError as exc:
             raise RegistryError(f"cannot register {target}: {exc.strerror or exc}") from exc
-        _fsync_directory(self._root)
+        fsync_directory(self._root)
         return VerifiedVersion(verified.manifest, target, verified.manifest_sha256)
 
     def promote(
@@ -337,12 +337,3 @@ def _with(aliases: Aliases, event: AliasEvent, **changes: object) -> Aliases:
 
 def _plain(name: str) -> bool:
     return re.fullmatch(PLAIN_NAME, name) is not None
-
-
-def _fsync_directory(directory: Path) -> None:
-    """Make a rename durable: the directory entry is flushed, not only the files."""
-    descriptor = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)

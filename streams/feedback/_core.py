@@ -10,13 +10,13 @@ redelivered after a crash finds its verdict already there: a no-op, never applie
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
 import orjson
 
+from models.manifest import write_atomically
 from models.offline_store import JoinedLabel, applied_label_files, read_joined_labels
 from models.online import OnlineLearner
 from operators.engine import DECISION_FEATURES
@@ -104,12 +104,7 @@ class FeedbackCore:
     def save(self, path: Path) -> None:
         """Write :meth:`checkpoint` atomically (a crash leaves the previous one)."""
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        tmp = path.with_name(f".{path.name}.tmp")
-        with tmp.open("wb") as handle:
-            handle.write(self.checkpoint())
-            handle.flush()
-            os.fsync(handle.fileno())
-        tmp.replace(path)
+        write_atomically(path, self.checkpoint())
 
     @classmethod
     def from_checkpoint(cls, raw: bytes) -> FeedbackCore:

@@ -38,7 +38,7 @@ from tenacity import retry, stop_after_attempt, wait_exponential
 
 from models.offline_store import JoinedLabel, OfflineStoreWriter
 from models.online import ONLINE_ROLE, write_online_model
-from schemas import Decision, Label, ModelUpdate, SchemaValidationError, decode
+from schemas import Decision, FraudstreamError, Label, ModelUpdate, SchemaValidationError, decode
 from streams.exceptions import FeedbackError, PublishError
 from streams.feedback import _metrics as metrics
 from streams.feedback._core import FeedbackCore
@@ -162,7 +162,14 @@ class FeedbackService:
         stream = cast("faust.Stream[bytes]", source)  # the concrete class has take_events
         within = self._settings.feedback_batch_within_s
         async for events in stream.take_events(self._settings.feedback_batch_size, within):
-            self._handle(stream, events)
+            try:
+                self._handle(stream, events)
+            except Exception as exc:  # crash-only, see below
+                # take_events acks a batch even when its handler raises. A batch that
+                # failed half-way must not be committed: stop the process here, and the
+                # restart rebuilds the state from the store and reads the batch again.
+                _log.critical("feedback batch failed", step="apply", error=repr(exc))
+                os._exit(70)
 
     def _handle(self, stream: faust.Stream[bytes], events: Sequence[EventT[bytes]]) -> None:
         """One batch, synchronously: no timer runs in the middle of it."""
@@ -174,10 +181,17 @@ class FeedbackService:
             # changelog partition of *its* event, which Faust takes from the current one.
             stream._set_current_event(event)
             raw = event.value if isinstance(event.value, bytes) else b""
-            if event.message.topic == decisions_topic:
-                self._on_decision(raw, joined)
-            else:
-                self._on_label(raw, joined)
+            topic = event.message.topic
+            try:
+                if topic == decisions_topic:
+                    self._on_decision(raw, joined)
+                else:
+                    self._on_label(raw, joined)
+            except (FraudstreamError, ValueError, KeyError, TypeError) as exc:
+                # One bad record (a snapshot or parked value that cannot be read) must not
+                # stop the loop: it is counted and logged, never its content.
+                metrics.REJECTED.labels(topic=topic, reason="unreadable").inc()
+                _log.error("record skipped", step="join", topic=topic, error=type(exc).__name__)
         STAGE_DURATION.labels(stage="join").observe(time.perf_counter() - started)
         if joined:
             self._apply(joined)
