@@ -43,6 +43,6 @@ COPY --from=build /opt/venv /opt/venv
 USER fraudstream
 WORKDIR /home/fraudstream
 # Metrics endpoints of the scorer and the feedback service.
-EXPOSE 9100 9101
+EXPOSE 9100 9200
 ENTRYPOINT ["fraudstream"]
 CMD ["--help"]

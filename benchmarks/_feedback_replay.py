@@ -90,7 +90,15 @@ _MODEL_BUDGET_S = 3600.0
 
 @dataclass(frozen=True, slots=True)
 class Protocol:
-    """Everything that defines one run; equal protocols give equal figures."""
+    """Everything that defines one run; equal protocols give equal figures.
+
+    The default pattern: a champion trained without it catches it worst. Measured on
+    this world (seed 7, each pattern left out in turn, control arm): recall on the
+    stream was ``card_testing`` 3.6 %, ``compromised_merchant`` 3.9 %,
+    ``spending_spree`` 83 %, ``impossible_travel`` 85 %, ``account_takeover`` 86 %.
+    ``compromised_merchant`` is the issue's example and the pattern whose signal lives
+    where the loop's merchant label records put it.
+    """
 
     pattern: str = "compromised_merchant"
     users: int = 3000

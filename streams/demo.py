@@ -262,10 +262,11 @@ def _stream(
         analyst.stop()
         learning = _feedback_figures(settings.feedback_metrics_port, sum(analyst.sent.values()))
         learning["serving"] = _serving(settings.metrics_port)
-    if scorer.returncode not in (0, 130, -signal.SIGINT):
-        raise InfraError(
-            f"the scorer failed (exit {scorer.returncode}); see {state / 'scorer.log'}"
-        )
+    for name, child in (("scorer", scorer), ("feedback", feedback)):
+        if child.returncode not in (0, 130, -signal.SIGINT):
+            raise InfraError(
+                f"the {name} service failed (exit {child.returncode}); see {state / name}.log"
+            )
     dlq = sum(end_offsets(settings, settings.topic_dlq).values())
     shutil.rmtree(state / "recovery", ignore_errors=True)
     return {**summary.as_dict(produced, dlq), "labels_sent": dict(analyst.sent), **learning}

@@ -9,9 +9,9 @@ with :func:`write_online_model` as an ONNX graph plus sidecar, announced on
 :class:`OnlineMember` is the same learner behind the ensemble member protocol.
 """
 
-from models.online._export import write_online_model
+from models.online._export import online_version, write_online_model
 from models.online._graph import ONLINE_ROLE
 from models.online._learner import OnlineLearner
 from models.online._member import OnlineMember
 
-__all__ = ["ONLINE_ROLE", "OnlineLearner", "OnlineMember", "write_online_model"]
+__all__ = ["ONLINE_ROLE", "OnlineLearner", "OnlineMember", "online_version", "write_online_model"]

@@ -9,6 +9,7 @@ not fully on disk.
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
@@ -18,7 +19,18 @@ from models.manifest import PLAIN_NAME, fsync_directory, sha256_bytes, write_ato
 from models.online._graph import ONLINE_ROLE
 from models.online._learner import OnlineLearner
 
-__all__ = ["write_online_model"]
+__all__ = ["online_version", "write_online_model"]
+
+
+def online_version(n_learned: int, moment: datetime) -> str:
+    """A unique, sortable version name such as ``online-20261124T105415m697-n1200``.
+
+    Letters separate every digit group: a run of 13+ digits joined by dashes can pass the
+    Luhn check, and then every message carrying the name is refused as holding a card
+    number. Sorting by name sorts by time.
+    """
+    utc = moment.astimezone(UTC)
+    return f"online-{utc:%Y%m%dT%H%M%S}m{utc.microsecond // 1000:03d}-n{n_learned}"
 
 
 def write_online_model(learner: OnlineLearner, folder: Path, version: str) -> tuple[Path, str]:

@@ -37,9 +37,9 @@ from redis.exceptions import RedisError
 from tenacity import retry, stop_after_attempt, wait_exponential
 
 from models.offline_store import JoinedLabel, OfflineStoreWriter
-from models.online import ONLINE_ROLE, write_online_model
+from models.online import ONLINE_ROLE, online_version, write_online_model
 from schemas import Decision, FraudstreamError, Label, ModelUpdate, SchemaValidationError, decode
-from streams.exceptions import FeedbackError, PublishError
+from streams.exceptions import FeedbackError
 from streams.feedback import _metrics as metrics
 from streams.feedback._core import FeedbackCore
 from streams.feedback._retrain import run_retrain
@@ -330,32 +330,36 @@ class FeedbackService:
             return
         self._last_publish = time.monotonic()
         self.core.labels_since_publish = 0
-        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")
-        version = f"online-{self.core.learner.n_learned:07d}-{stamp}"
         started = time.perf_counter()
-        path, sha256 = write_online_model(self.core.learner, self._online_dir, version)
-        self.core.save(self._checkpoint)
-        update = ModelUpdate(
-            version=version,
-            role=ONLINE_ROLE,
-            uri=str(path.resolve()),
-            sha256=sha256,
-            # NaN (an undefined metric, e.g. precision before any positive) is not JSON.
-            metrics={k: v for k, v in self.core.learner.quality().items() if math.isfinite(v)},
-            published_at=datetime.now(UTC),
-        )
-        publisher = KafkaModelPublisher(self._settings)
-        loop = asyncio.get_running_loop()
         try:
-            await loop.run_in_executor(None, publisher, ONLINE_ROLE, update)
-        except (PublishError, KafkaException) as exc:  # the next publish carries it too
+            update = self._export_online_model()
+            publisher = KafkaModelPublisher(self._settings)
+            await asyncio.get_running_loop().run_in_executor(None, publisher, ONLINE_ROLE, update)
+        except (FraudstreamError, KafkaException, OSError, ValueError) as exc:
+            # The timer must outlive a failed publish: the next one carries the learning.
             metrics.ONLINE_PUBLISHES.labels(outcome="failed").inc()
             _log.warning("online model not published", step="publish", error=str(exc))
             return
         metrics.ONLINE_PUBLISHES.labels(outcome="published").inc()
         STAGE_DURATION.labels(stage="publish").observe(time.perf_counter() - started)
-        _log.info("online model published", step="publish", version=version)
+        _log.info("online model published", step="publish", version=update.version)
         self._prune_online_models()
+
+    def _export_online_model(self) -> ModelUpdate:
+        """Write the learner as ONNX, checkpoint the state it came from, and describe it."""
+        learner = self.core.learner
+        version = online_version(learner.n_learned, datetime.now(UTC))
+        path, sha256 = write_online_model(learner, self._online_dir, version)
+        self.core.save(self._checkpoint)
+        return ModelUpdate(
+            version=version,
+            role=ONLINE_ROLE,
+            uri=str(path.resolve()),
+            sha256=sha256,
+            # NaN (an undefined metric, e.g. precision before any positive) is not JSON.
+            metrics={k: v for k, v in learner.quality().items() if math.isfinite(v)},
+            published_at=datetime.now(UTC),
+        )
 
     def _prune_online_models(self) -> None:
         models = sorted(self._online_dir.glob("online-*.onnx"))

@@ -33,7 +33,7 @@ DASHBOARD_PROVIDERS = GRAFANA_DIR / "provisioning" / "dashboards" / "dashboards.
 
 INFRA_SERVICES = ("kafka", "redis", "prometheus", "grafana")
 LONG_RUNNING_APP_SERVICES = ("scorer", "feedback")
-METRICS_PORTS = {"scorer": 9100, "feedback": 9101}
+METRICS_PORTS = {"scorer": 9100, "feedback": 9200}
 
 # ${NAME:-default} in the compose file; the default is what `docker compose up` uses.
 _INTERPOLATION = re.compile(r"\$\{(?P<name>\w+)(?::-(?P<default>[^}]*))?\}")
@@ -265,7 +265,8 @@ def test_prometheus_scrapes_the_app_metrics_ports(services: dict[str, dict[str, 
     }
     for name, port in METRICS_PORTS.items():
         assert f"{name}:{port}" in targets
-        assert _environment(services[name]).get("FRAUD_METRICS_PORT") == str(port), name
+        variable = "FRAUD_FEEDBACK_METRICS_PORT" if name == "feedback" else "FRAUD_METRICS_PORT"
+        assert _environment(services[name]).get(variable) == str(port), name
     rule_files = config["rule_files"]
     assert [PROMETHEUS_DIR / path for path in rule_files] == [ALERTS]
 
