@@ -148,7 +148,9 @@ def run_demo(settings: Settings, *, duration_s: float, rate: float, keep_servers
     console.print(Rule("1. local Kafka and Redis"))
     with _local_servers(settings, keep_servers):
         console.print(Rule("2. topics (this run's own, deleted at the end)"))
-        run = datetime.now(tz=UTC).strftime("%Y%m%d-%H%M%S")
+        # Letters between digit groups: a dash-joined run like 20261124-105656 can pass
+        # the card-number check, and paths holding it would be refused in ModelUpdates.
+        run = datetime.now(tz=UTC).strftime("%Y%m%dT%H%M%S")
         settings = settings.model_copy(
             update={
                 f"topic_{role}": f"demo-{run}-{role}"

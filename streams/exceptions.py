@@ -9,6 +9,7 @@ __all__ = [
     "InfraError",
     "ModelUpdateRefusedError",
     "PublishError",
+    "ReplayError",
     "TopicError",
 ]
 
@@ -39,3 +40,7 @@ class PublishError(FraudstreamError):
 
 class FeedbackError(FraudstreamError):
     """The feedback service cannot run: bad topics, an unreadable checkpoint, a failed write."""
+
+
+class ReplayError(FraudstreamError):
+    """A replay cannot start: a bad speed or date, nothing left to send."""

@@ -47,7 +47,7 @@ from models.registry._aliases import (
     read_aliases,
     write_aliases,
 )
-from schemas import ModelUpdate
+from schemas import ModelUpdate, contains_pan
 
 __all__ = [
     "ModelRegistry",
@@ -105,6 +105,15 @@ class ModelRegistry:
 
     def __init__(self, root: Path, *, publish: Publisher | None = None) -> None:
         self._root = root.absolute()
+        if contains_pan(str(self._root)):
+            # Every ModelUpdate carries a path under the root: the card-number guard on
+            # messages would refuse them all, so refuse the root now, with the reason.
+            raise RegistryError(
+                f"registry path {self._root} holds a run of 13-19 digits (dashes or spaces "
+                "allowed) that passes the card-number check, so no model under it could be "
+                "announced; choose a path without such a run (e.g. 20261124T105648, not "
+                "20261124-105648)"
+            )
         self._publish = publish
 
     @property

@@ -16,6 +16,7 @@ from streams.cli._infra import infra_app
 from streams.cli._label import label
 from streams.cli._models import models_app
 from streams.cli._produce import produce
+from streams.cli._replay import replay
 from streams.cli._rules import rules_app
 from streams.cli._score import score
 from streams.cli._simulate import simulate
@@ -38,6 +39,7 @@ app.add_typer(rules_app, name="rules")
 app.add_typer(models_app, name="models")
 app.command()(simulate)
 app.command()(produce)
+app.command()(replay)
 app.command()(score)
 app.command()(train)
 app.command()(retrain)

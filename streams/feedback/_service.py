@@ -38,7 +38,15 @@ from tenacity import retry, stop_after_attempt, wait_exponential
 
 from models.offline_store import JoinedLabel, OfflineStoreWriter
 from models.online import ONLINE_ROLE, online_version, write_online_model
-from schemas import Decision, FraudstreamError, Label, ModelUpdate, SchemaValidationError, decode
+from schemas import (
+    Decision,
+    FraudstreamError,
+    Label,
+    ModelUpdate,
+    SchemaValidationError,
+    contains_pan,
+    decode,
+)
 from streams.exceptions import FeedbackError
 from streams.feedback import _metrics as metrics
 from streams.feedback._core import FeedbackCore
@@ -92,6 +100,11 @@ class FeedbackService:
         self._store_dir = settings.resolved_offline_store_dir
         self._checkpoint = settings.feedback_dir / "checkpoint.json"
         self._online_dir = settings.resolved_registry_dir / "online"
+        if contains_pan(str(self._online_dir.resolve())):
+            raise FeedbackError(
+                f"{self._online_dir.resolve()} holds a digit run that passes the card-number "
+                "check: online models published from it would be refused; move the registry"
+            )
         self.core, replayed = FeedbackCore.restore(self._store_dir, self._checkpoint)
         _log.info(
             "state restored",

@@ -294,3 +294,11 @@ def test_rolling_back_to_the_challenger_retires_it_as_challenger(
         ("champion", "a"),
         ("challenger", None),
     ]
+
+
+def test_a_root_whose_path_looks_like_a_card_number_is_refused(tmp_path: Path) -> None:
+    # Found by the demo: run-20261124-105648 passes the Luhn check as one 14-digit run,
+    # so every ModelUpdate naming a version under it would be refused as holding a PAN.
+    with pytest.raises(RegistryError, match="card-number check"):
+        ModelRegistry(tmp_path / "run-20261124-105648" / "registry")
+    ModelRegistry(tmp_path / "run-20261124T105648" / "registry")  # letters break the run
