@@ -9,6 +9,7 @@ from __future__ import annotations
 from schemas.exceptions import FraudstreamError
 
 __all__ = [
+    "BacktestError",
     "EvaluationError",
     "ManifestError",
     "ModelFormatError",
@@ -71,3 +72,7 @@ class RegistryError(ModelsError):
 
 class EvaluationError(ModelsError):
     """Scores, labels and keys given to a metric do not line up (length, NaN, empty)."""
+
+
+class BacktestError(ModelsError):
+    """A backtest cannot run as configured (bad window, unusable file, no rows)."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import typer
 
+from streams.cli._backtest import backtest
 from streams.cli._bench import bench
 from streams.cli._decisions import decisions_app
 from streams.cli._demo import demo
@@ -47,3 +48,4 @@ app.command()(feedback)
 app.command()(label)
 app.command()(demo)
 app.command()(bench)
+app.command()(backtest)

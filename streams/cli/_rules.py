@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -22,40 +23,42 @@ def rules_test(
         list[str] | None,
         typer.Option("--map", help="field=COLUMN for files with other column names."),
     ] = None,
+    label_delay: Annotated[
+        str, typer.Option(help="Time until a label is known (for merchant_risk), e.g. 7d.")
+    ] = "7d",
 ) -> None:
     """Each rule's hits, hit rate and precision (fraud among hits) on labelled history.
 
-    Features come from the same operators as the live scorer; `merchant_risk` is missing
-    (it comes from Redis live), so rules on it never fire here.
+    The rows and features are the backtest's (`fraudstream backtest`): the scorer's
+    checks, one decision per tx_id, velocity features from the live operators and
+    `merchant_risk` from the labels known `--label-delay` after each transaction, so a
+    rule is measured on exactly what it would see live.
     """
-    import numpy as np
+    from datetime import timedelta
+
     from rich.table import Table
 
-    from operators.features import FEATURE_NAMES, features_for_frame
+    from models.backtest import BacktestConfig
+    from models.backtest._decide import rule_columns
+    from models.backtest._history import prepare, read_rows
+    from models.pit import parse_duration
+    from operators.features import FEATURE_NAMES
     from operators.rules import RuleSet, rule_report
-    from schemas.history import parse_mapping, read_history
 
     with friendly_errors(), console.status("loading") as status:
         rules = RuleSet.from_file(rules_file)
-        frame = read_history(data, parse_mapping(mapping or []))
-        if "label" not in frame.columns:
+        delay: timedelta = parse_duration(label_delay)
+        config = BacktestConfig(data=data, mapping=tuple(mapping or ()), label_delay=delay)
+        rows = read_rows(config)
+        if "label" not in rows.columns:
             raise typer.BadParameter("the file has no label column (use --map label=COLUMN)")
-        status.update(f"computing features for {len(frame):,} transactions")
-        matrix = features_for_frame(frame)
-        batch: dict[str, object] = {name: matrix[:, i] for i, name in enumerate(FEATURE_NAMES)}
-        for name in ("lat", "lon"):
-            batch[name] = (
-                frame[name].to_numpy(dtype=np.float64)
-                if name in frame
-                else np.full(len(frame), np.nan)
-            )
-        for name in ("user_id", "card_id", "merchant_id", "mcc", "currency", "country",
-                     "channel", "device_id"):  # fmt: skip
-            batch[name] = (
-                frame[name].to_numpy(dtype=object)
-                if name in frame
-                else np.full(len(frame), None, dtype=object)
-            )
+        status.update(f"computing features for {len(rows):,} transactions")
+        prepared = prepare(rows, config, time.perf_counter)
+        frame = prepared.frame
+        batch: dict[str, object] = {
+            name: prepared.features[:, i] for i, name in enumerate(FEATURE_NAMES)
+        }
+        batch.update(rule_columns(frame))
         stats = rule_report(rules, batch, frame["label"].to_numpy())
     frauds = int(frame["label"].sum())
     table = Table(
