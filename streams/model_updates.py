@@ -101,13 +101,11 @@ class ModelUpdateFollower:
                 key, update, "key_mismatch", f"keyed {key!r} but for role {update.role!r}"
             )
             return False
-        if update.role == "online":
-            return self._apply_online(key, update)
-        role: EnsembleRole = "champion" if update.role == "champion" else "challenger"
+        role: Role = update.role
         if self._already_serving(role, update):
             return False
         try:
-            model = self._reusable(update) or load_update(update)
+            served = self._load(update)
         except ModelUpdateRefusedError as exc:
             self._refused(key, update, exc.reason, str(exc))
             return False
@@ -115,26 +113,16 @@ class ModelUpdateFollower:
             self._refused(key, update, "load_failed", f"{type(exc).__name__}: {exc}")
             return False
         previous = self.models.served(role)
-        self.models.install(role, Served(model, update.sha256, "model-updates"))
+        self.models.install(role, served)
         self._swapped(role, update, previous)
         return True
 
-    def _apply_online(self, key: bytes | None, update: ModelUpdate) -> bool:
-        """The online model: one ONNX file, loaded and installed like an ensemble."""
-        if self._already_serving("online", update):
-            return False
-        try:
-            model = load_online_update(update)
-        except ModelUpdateRefusedError as exc:
-            self._refused(key, update, exc.reason, str(exc))
-            return False
-        except Exception as exc:  # the follower must outlive any surprise from a file
-            self._refused(key, update, "load_failed", f"{type(exc).__name__}: {exc}")
-            return False
-        previous = self.models.served("online")
-        self.models.install("online", Served(model, update.sha256, "model-updates"))
-        self._swapped("online", update, previous)
-        return True
+    def _load(self, update: ModelUpdate) -> Served[Any]:
+        """The model an update names: one ONNX file (online) or an ensemble folder."""
+        if update.role == "online":
+            return Served(load_online_update(update), update.sha256, "model-updates")
+        model = self._reusable(update) or load_update(update)
+        return Served(model, update.sha256, "model-updates")
 
     @staticmethod
     def _swapped(role: Role, update: ModelUpdate, previous: Served[Any] | None) -> None:

@@ -110,12 +110,17 @@ def logistic_explainer(
         ],
         initializer=initializers,
     )
+    return checked_model(graph, "per-feature logit contributions of the logistic-regression member")
+
+
+def checked_model(graph: onnx.GraphProto, doc: str) -> onnx.ModelProto:
+    """A hand-built graph as a model at the project's opset and IR version, fully checked."""
     model = helper.make_model(
         graph,
         opset_imports=[helper.make_opsetid("", ONNX_OPSET)],
         producer_name="fraudstream",
         ir_version=IR_VERSION,
-        doc_string="per-feature logit contributions of the logistic-regression member",
+        doc_string=doc,
     )
     onnx.checker.check_model(model, full_check=True)
     return model

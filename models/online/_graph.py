@@ -14,7 +14,7 @@ import onnx
 from numpy.typing import NDArray
 from onnx import TensorProto, helper, numpy_helper
 
-from models.ensemble._onnx import IR_VERSION, ONNX_OPSET
+from models.ensemble._onnx import checked_model
 from models.manifest import MEMBER_INPUT, MEMBER_OUTPUT
 
 __all__ = ["ONLINE_ROLE", "Parameters", "learner_graph"]
@@ -72,14 +72,6 @@ def learner_graph(parameters: Parameters, clip: float, *, n_learned: int = 0) ->
         [helper.make_tensor_value_info(MEMBER_OUTPUT, TensorProto.FLOAT, [None])],
         initializer=initializers,
     )
-    model = helper.make_model(
-        graph,
-        opset_imports=[helper.make_opsetid("", ONNX_OPSET)],
-        producer_name="fraudstream",
-        ir_version=IR_VERSION,
-        doc_string=(
-            f"fraudstream online learner ({n_learned} labels): {MEMBER_INPUT} -> {MEMBER_OUTPUT}"
-        ),
+    return checked_model(
+        graph, f"fraudstream online learner ({n_learned} labels): {MEMBER_INPUT} -> {MEMBER_OUTPUT}"
     )
-    onnx.checker.check_model(model, full_check=True)
-    return model

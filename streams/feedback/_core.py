@@ -57,16 +57,14 @@ class FeedbackCore:
 
     def apply(self, row: JoinedLabel) -> Outcome:
         """Apply one verdict: learn it, count it for its merchant, remember it."""
-        previous = self.verdicts.get(row.tx_id)
-        if previous == row.label:
-            return "duplicate"
+        outcome = self.classify(row)
+        if outcome == "duplicate":
+            return outcome
         fraud = row.label == 1
-        if previous is None:
+        if outcome == "new":
             self.learner.learn_one(row.features, fraud)
-            outcome: Outcome = "new"
         else:
             self.learner.correct(row.features, fraud)
-            outcome = "corrected"
         self.verdicts[row.tx_id] = row.label
         if row.merchant_id is not None:
             event_ms, known_ms = _epoch_ms(row)
