@@ -26,6 +26,7 @@ __all__ = [
     "ChampionFeatures",
     "OnlineLabels",
     "Retrain",
+    "iso_ms",
     "parse_bound",
 ]
 
@@ -160,6 +161,12 @@ def parse_bound(text: str, *, end: bool = False) -> datetime:
     if end and len(value) == len("2018-07-01"):
         moment += _DAY
     return moment
+
+
+def iso_ms(epoch_ms: int) -> str:
+    """An epoch-milliseconds instant as the report writes times: ISO 8601, UTC, ``Z``."""
+    moment = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=epoch_ms)
+    return moment.isoformat().replace("+00:00", "Z")
 
 
 def _iso(moment: datetime | None) -> str | None:

@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
-from models.backtest._config import BacktestConfig, BacktestError
+from models.backtest._config import BacktestConfig, BacktestError, iso_ms
 from models.backtest._history import NO_LABEL, Prepared
 from models.backtest._worker import WorkerPool
 from models.candidate import train_candidate
@@ -235,7 +235,7 @@ class Lifecycle:
         labels = self._prepared.labels[job.lo : job.hi]
         return {
             "version": None,
-            "trained_at": _iso(job.cutoff_ms),
+            "trained_at": iso_ms(job.cutoff_ms),
             "role": "failed",
             "verdict": "failed",
             "train_rows": int((labels != NO_LABEL).sum()),
@@ -249,15 +249,15 @@ def _record(job: TrainingJob, manifest: Manifest, gate: GateRecord) -> dict[str,
     metrics = manifest.metrics
     return {
         "version": manifest.version,
-        "trained_at": _iso(job.cutoff_ms),
+        "trained_at": iso_ms(job.cutoff_ms),
         "role": gate.verdict,
         "verdict": gate.verdict,
         "train_rows": manifest.training_rows + manifest.validation_rows,
         "frauds": manifest.training_frauds + manifest.validation_frauds,
         "gate_reason": gate.reason,
         "validation": {"auc": metrics.auc, "ap": metrics.ap, "cp100": metrics.cp_at_100},
-        "labels_from": _iso(int(manifest.training_window.from_.timestamp() * 1000)),
-        "labels_to": _iso(int(manifest.validation_window.to.timestamp() * 1000)),
+        "labels_from": iso_ms(int(manifest.training_window.from_.timestamp() * 1000)),
+        "labels_to": iso_ms(int(manifest.validation_window.to.timestamp() * 1000)),
         "thresholds": {"block": manifest.thresholds.block, "review": manifest.thresholds.review},
         "gate": {
             "rows": gate.rows,
@@ -275,7 +275,3 @@ def _gate_metrics(metrics: Any) -> dict[str, float | None]:
 
 def _utc(epoch_ms: int) -> datetime:
     return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=epoch_ms)
-
-
-def _iso(epoch_ms: int) -> str:
-    return _utc(epoch_ms).isoformat().replace("+00:00", "Z")

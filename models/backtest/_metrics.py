@@ -26,6 +26,7 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from models._handbook_protocol import handbook_card_precision
+from models.backtest._config import iso_ms
 from models.ensemble import score_metrics
 
 __all__ = ["Window", "evaluate_window", "protocol_mask", "week_starts"]
@@ -98,8 +99,8 @@ def evaluate_window(
         in_week = (data.event_ms >= week) & (data.event_ms < stop)
         weeks.append(
             {
-                "start": _iso(week),
-                "end": _iso(stop),
+                "start": iso_ms(week),
+                "end": iso_ms(stop),
                 **metrics,
                 "model_version": _main_version(data.versions[in_week]),
                 "rows": int(rows.sum()),
@@ -111,8 +112,8 @@ def evaluate_window(
     metrics["cp100"] = float(np.mean(days)) if days else None
     in_window = (data.event_ms >= start_ms) & (data.event_ms < end_ms)
     summary = {
-        "start": _iso(start_ms),
-        "end": _iso(end_ms),
+        "start": iso_ms(start_ms),
+        "end": iso_ms(end_ms),
         **metrics,
         "block": _operating(data, pooled, _BLOCK),
         "review": _operating(data, pooled, _REVIEW),
@@ -160,8 +161,3 @@ def _main_version(versions: Sequence[Any] | NDArray[np.object_]) -> str | None:
     if present.empty:
         return None
     return str(present.value_counts().index[0])
-
-
-def _iso(epoch_ms: int) -> str:
-    text: str = pd.Timestamp(epoch_ms, unit="ms", tz="UTC").isoformat()
-    return text.replace("+00:00", "Z")

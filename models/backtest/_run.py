@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from models.backtest._config import BacktestConfig
+from models.backtest._config import BacktestConfig, iso_ms
 from models.backtest._decide import decide, rule_columns
 from models.backtest._history import Prepared, prepare, read_rows
 from models.backtest._lifecycle import Lifecycle
@@ -172,7 +172,7 @@ def _walk(
     for index in range(len(plan.edges) - 1):
         start, lo, hi = plan.edges[index], int(bounds[index]), int(bounds[index + 1])
         while pending and pending[0] <= start:
-            stage(f"model cut-off {_iso(pending[0])}")
+            stage(f"model cut-off {iso_ms(pending[0])}")
             lifecycle.at(pending.pop(0))
         if hi == lo:
             continue
@@ -194,7 +194,7 @@ def _walk(
         seconds = time.perf_counter() - started
         for name, spent in result.stage_seconds.items():
             stages[name] += spent
-        collected.add(lo, hi, result, seconds, _iso(start))
+        collected.add(lo, hi, result, seconds, iso_ms(start))
         progress(hi, prepared.rows)
     stages["online_labels_learnt"] = float(feed.learnt)
     return collected
@@ -220,7 +220,7 @@ def _summary(
         "eval": evaluation,
         "weeks": weeks,
         "models": lifecycle.models,
-        "protocol": {**config.describe(), "warmup_end": _iso(plan.warmup_end)},
+        "protocol": {**config.describe(), "warmup_end": iso_ms(plan.warmup_end)},
         "rules": collected.rule_stats(prepared.labels),
         "caught": collected.caught(eval_rows, prepared.labels) if labelled else None,
         "duplicates": prepared.duplicates,
@@ -230,8 +230,8 @@ def _summary(
             for code, kind in enumerate(("APPROVE", "REVIEW", "BLOCK"))
         },
         "degraded": int(pd.notna(collected.causes).sum()),
-        "first_event": _iso(int(prepared.event_ms[0])),
-        "last_event": _iso(int(prepared.event_ms[-1])),
+        "first_event": iso_ms(int(prepared.event_ms[0])),
+        "last_event": iso_ms(int(prepared.event_ms[-1])),
     }
 
 
@@ -259,8 +259,3 @@ def _ms(delta: Any) -> int:
 
 def _epoch_ms(moment: Any) -> int:
     return int(pd.Timestamp(moment).value // 1_000_000)
-
-
-def _iso(epoch_ms: int) -> str:
-    text: str = pd.Timestamp(epoch_ms, unit="ms", tz="UTC").isoformat()
-    return text.replace("+00:00", "Z")
