@@ -85,12 +85,16 @@ class Distribution(Strict):
     edges are the column's deciles on the validation rows (duplicates merged, so a 0/1
     flag gets two bins), and the open outer bins catch live values outside the
     reference range. ``shares[i]`` is the share of *all* rows in bin ``i`` and
-    ``null_share`` the share of NaN, so together they sum to 1.
+    ``null_share`` the share of NaN, so together they sum to 1. ``low`` and ``high`` are
+    the smallest and largest finite values seen (format 3; None when every value was
+    null or the manifest is older): live values outside them are "out of range".
     """
 
     edges: tuple[float, ...] = Field(max_length=MAX_BINS - 1)
     shares: tuple[float, ...] = Field(min_length=1, max_length=MAX_BINS)
     null_share: float = Field(ge=0.0, le=1.0)
+    low: float | None = None
+    high: float | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
@@ -104,6 +108,14 @@ class Distribution(Strict):
             raise ValueError(f"shares must be in [0, 1]: {self.shares}")
         if not math.isclose(sum(self.shares) + self.null_share, 1.0, abs_tol=1e-6):
             raise ValueError("shares and null_share must sum to 1")
+        if (self.low is None) != (self.high is None):
+            raise ValueError("low and high are set together or not at all")
+        if (
+            self.low is not None
+            and self.high is not None
+            and not (math.isfinite(self.low) and math.isfinite(self.high) and self.low <= self.high)
+        ):
+            raise ValueError(f"need finite low <= high, got {self.low}, {self.high}")
         return self
 
 

@@ -77,8 +77,9 @@ __all__ = [
 MANIFEST_FILENAME = "manifest.json"
 #: Bumped on any change an older reader could misread; readers refuse newer formats.
 #: 2 added the optional ``training_cutoff``, ``label_delay``, ``reference``, ``gate`` and
-#: evaluation metrics; a format-1 manifest loads with them unset.
-FORMAT_VERSION = 2
+#: evaluation metrics; a format-1 manifest loads with them unset. 3 added the observed
+#: range (``low``, ``high``) of each reference distribution, for out-of-range rates.
+FORMAT_VERSION = 3
 MEMBER_INPUT = "features"
 MEMBER_OUTPUT = "fraud_probability"
 EXPLAINER_CONTRIBUTIONS = "contributions"

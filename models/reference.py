@@ -21,6 +21,7 @@ from models.manifest import Distribution, ReferenceDistributions
 __all__ = [
     "bin_shares",
     "population_stability_index",
+    "psi_of_shares",
     "reference_distribution",
     "reference_distributions",
 ]
@@ -48,7 +49,11 @@ def reference_distribution(values: NDArray[np.floating]) -> Distribution:
     )
     shares, null_share = _shares(column, edges)
     return Distribution(
-        edges=tuple(edges.tolist()), shares=tuple(shares.tolist()), null_share=null_share
+        edges=tuple(edges.tolist()),
+        shares=tuple(shares.tolist()),
+        null_share=null_share,
+        low=float(finite.min()) if finite.size else None,
+        high=float(finite.max()) if finite.size else None,
     )
 
 
@@ -87,7 +92,20 @@ def population_stability_index(reference: Distribution, values: NDArray[np.float
     stable, 0.1-0.25 a shift worth watching, > 0.25 a shift worth acting on.
     """
     shares, null_share = bin_shares(values, reference)
-    actual = np.maximum(np.append(shares, null_share), _PSI_FLOOR)
+    return psi_of_shares(reference, np.append(shares, null_share))
+
+
+def psi_of_shares(reference: Distribution, actual_shares: NDArray[np.floating]) -> float:
+    """PSI of live shares (one per bin, then the null share) against the reference.
+
+    What :func:`population_stability_index` computes once the values are binned; a
+    streaming monitor that keeps bin counts over a sliding window calls this directly.
+    """
+    actual = np.maximum(np.asarray(actual_shares, dtype=np.float64), _PSI_FLOOR)
+    if actual.shape != (len(reference.shares) + 1,):
+        raise EvaluationError(
+            f"{actual.shape[0]} shares for {len(reference.shares)} bins and the null share"
+        )
     expected = np.maximum(
         np.append(np.asarray(reference.shares, dtype=np.float64), reference.null_share),
         _PSI_FLOOR,

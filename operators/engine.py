@@ -144,6 +144,11 @@ class BatchOutcome:
     shadow_error_detail: str | None = None
     challenger_decided: int = 0
     online_error: str | None = None
+    #: For the drift monitor: the champion that scored the batch, the matrix it scored
+    #: (its ``feature_names`` columns) and its own scores, before any online blend.
+    champion: EnsembleScorer | None = None
+    features: NDArray[np.float64] | None = None
+    champion_scores: NDArray[np.float64] | None = None
 
 
 def _feature_matrix(items: Sequence[FeaturedTx], risk: NDArray[np.float64]) -> NDArray[np.float64]:
@@ -237,6 +242,7 @@ class DecisionEngine:
             challenger = None  # one model in both roles (just promoted): nothing to compare
         pending = self._shadow.start(challenger, matrix)
         scored, model_cause = self._score(champion, matrix)
+        champion_scores = scored.scores if scored is not None else None
         online = self._online_of() if self._blend.weight > 0.0 else None
         online_error = None
         if online is not None and scored is not None:  # never without the champion's score
@@ -314,6 +320,9 @@ class DecisionEngine:
             shadow_error_detail=shadow.detail,
             challenger_decided=0 if ab_rows is None else int(ab_rows.sum()),
             online_error=online_error,
+            champion=champion,
+            features=matrix,
+            champion_scores=champion_scores,
         )
 
     def _ab_rows(

@@ -21,6 +21,9 @@ from operators.stateful import DecidedTx
 from schemas import DlqRecord, RecordError, SchemaValidationError, decode_transaction, encode
 from schemas._types import epoch_ms
 from streams import metrics
+from streams.drift import ScorerDrift
+from streams.lag import Positions
+from streams.logs import FailureLog
 from streams.model_holder import ModelHolder, ServingModels
 from streams.model_updates import ModelUpdateFollower
 from streams.redis_store import RedisStore
@@ -72,6 +75,14 @@ class ScoreSteps:
         self._follower: ModelUpdateFollower | None = None
         if settings.model_dir is None:
             self._follower = ModelUpdateFollower(settings, ServingModels()).start()
+        #: Process-wide, shared by the workers: offsets read (for consumer lag) and drift.
+        self.positions = Positions()
+        self.drift = ScorerDrift(settings)
+        self._drift_failures = FailureLog(_log, "drift_not_measured", step="score")
+
+    def wait_ready(self, timeout_s: float) -> bool:
+        """True once the models to serve are in place (or known to be absent)."""
+        return self._follower is None or self._follower.wait_caught_up(timeout_s)
 
     def _model_source(self) -> ModelSource:
         """FRAUD_MODEL_DIR pins a folder (per worker); else the process-wide followed models."""
@@ -112,6 +123,8 @@ class ScoreSteps:
             return self._undecodable(
                 source, RecordError(f"Kafka error: {message.err}", reason="kafka_error")
             )
+        if message.partition is not None and message.offset is not None:
+            self.positions.record(message.topic, message.partition, message.offset)
         value = message.value
         if value is None:
             return self._undecodable(
@@ -199,6 +212,7 @@ class ScoreSteps:
                 histogram.observe(value)
         self._shadow_metrics(local, outcome)
         self._online_failures(local, outcome)
+        self._observe_drift(outcome)
         failures = local.rules.failed_reloads
         if failures > local.reload_failures_seen:
             metrics.RULE_RELOAD_FAILURES.inc(failures - local.reload_failures_seen)
@@ -273,6 +287,15 @@ class ScoreSteps:
                     "shadow_failed", step="score", cause=error, error=outcome.shadow_error_detail
                 )
         local.last_shadow_error = error
+
+    def _observe_drift(self, outcome: BatchOutcome) -> None:
+        """Feed the drift monitor; a failure there is logged (on change), never a decision's."""
+        try:
+            self.drift.observe(outcome)
+        except Exception as exc:
+            self._drift_failures.failed(exc)
+        else:
+            self._drift_failures.succeeded()
 
     @staticmethod
     def _online_failures(local: _WorkerResources, outcome: BatchOutcome) -> None:

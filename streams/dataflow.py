@@ -69,10 +69,15 @@ def _dlq_message(record: DlqRecord) -> OutMessage:
     return KafkaSinkMessage(record.key, record.value, headers=record.kafka_headers())
 
 
-def build_score_flow(settings: Settings, io: FlowIO | None = None) -> Dataflow:
-    """The scoring dataflow; ``io`` defaults to the Kafka topics of ``settings``."""
+def build_score_flow(
+    settings: Settings, io: FlowIO | None = None, steps: ScoreSteps | None = None
+) -> Dataflow:
+    """The scoring dataflow; ``io`` defaults to the Kafka topics of ``settings``.
+
+    Pass ``steps`` to keep a handle on the process-wide parts (readiness, offsets read).
+    """
     io = io or kafka_io(settings)
-    steps = ScoreSteps(settings)
+    steps = steps or ScoreSteps(settings)
     flow = Dataflow("score")
 
     # KafkaSourceMessage | KafkaError (bytes key, bytes value, partition, offset, timestamp)

@@ -3,7 +3,8 @@
 Stages, each visible: servers, topics, a simulated history and a first model trained on
 it, the scorer and the feedback service, live synthetic traffic with fraud (plus a few
 poison records, to show the DLQ), decisions arriving, a simulated analyst labelling part
-of the REVIEW/BLOCK queue and chargebacks for missed fraud, and a summary written to
+of the REVIEW/BLOCK queue and chargebacks for missed fraud, the metrics view
+(``fraudstream metrics tail``) at the end, and a summary written to
 ``<state_dir>/demo-summary.json``.
 """
 
@@ -36,6 +37,7 @@ from streams.cli._common import console
 from streams.consuming import end_offsets, read_topic
 from streams.exceptions import InfraError
 from streams.infra import infra_down, infra_status, infra_up
+from streams.monitoring import MetricsView, ViewRecorder, discover, render, snapshot
 from streams.producing import RecordProducer
 from streams.settings import Settings
 from streams.topics import create_topics
@@ -254,16 +256,20 @@ def _stream(
                          str(duration_s), "--truth", str(truth)]  # fmt: skip
         analyst = SimulatedAnalyst(settings, truth)
         analyst.start()
+        recorder = ViewRecorder(settings).start()
         with _process(producer_args, env, state / "producer.log") as producer:
             try:
                 _show_decisions(settings, summary, started_at, producer, scorer)
             except KeyboardInterrupt:
                 console.print("stopping")
+        during = recorder.stop()
         produced = sum(end_offsets(settings, settings.topic_transactions).values())
         _drain(settings, summary, started_at, produced - len(_POISON), scorer)
         analyst.stop()
-        learning = _feedback_figures(settings.feedback_metrics_port, sum(analyst.sent.values()))
-        learning["serving"] = _serving(settings.metrics_port)
+        view = _final_view(settings, sum(analyst.sent.values()))
+        console.print(Rule("6. `fraudstream metrics tail`, in the last seconds of traffic"))
+        console.print(render(during or view))
+        learning = _learning(view.to_json())
     for name, child in (("scorer", scorer), ("feedback", feedback)):
         if child.returncode not in (0, 130, -signal.SIGINT):
             raise InfraError(
@@ -274,65 +280,44 @@ def _stream(
     return {**summary.as_dict(produced, dlq), "labels_sent": dict(analyst.sent), **learning}
 
 
-def _feedback_figures(port: int, sent: int, timeout_s: float = 20) -> dict[str, Any]:
-    """What the feedback service made of the analysts' labels (waits for it to catch up)."""
+def _final_view(settings: Settings, sent: int, timeout_s: float = 20) -> MetricsView:
+    """The metrics view, once the feedback service has applied every label sent."""
+    endpoints = discover(settings)
     deadline = time.monotonic() + timeout_s
-    figures: dict[str, float] = {}
-    while time.monotonic() < deadline:
-        figures = _scrape(port)
-        applied = sum(v for k, v in figures.items() if k.startswith("fraud_feedback_labels_total"))
-        if applied >= sent:
-            break
-        time.sleep(1)
+    while True:
+        view = snapshot(endpoints, interval_s=1.0)
+        applied = sum(view.to_json()["feedback"]["applied"].values())
+        if applied >= sent or time.monotonic() > deadline:
+            return view
+
+
+def _learning(view: dict[str, Any]) -> dict[str, Any]:
+    """The summary's figures from the metrics view: feedback, drift, models serving."""
+    feedback, drift = view["feedback"], view["drift"]
+    quality = feedback["online_quality"]
+    worst = list(drift["features"].items())[:3]
     return {
         "feedback": {
-            "labels_applied": {
-                outcome: figures.get(f'fraud_feedback_labels_total{{outcome="{outcome}"}}', 0.0)
-                for outcome in ("new", "duplicate", "corrected")
-            },
-            "parked": figures.get("fraud_feedback_parked_labels", 0.0),
+            "labels_applied": feedback["applied"],
+            "parked": feedback["parked"],
             "online_model": {
-                metric: _finite(figures.get(f'fraud_online_model_quality{{metric="{metric}"}}'))
+                metric: _finite(quality.get(metric))
                 for metric in ("labels", "auc", "precision", "recall")
             },
-            "online_publishes": figures.get(
-                'fraud_online_model_publishes_total{outcome="published"}', 0.0
-            ),
-        }
+            "online_publishes": feedback["publishes"].get("published", 0.0),
+        },
+        "drift": {
+            "window_rows": drift["window_rows"],
+            "prediction_psi": _finite(drift["prediction_psi"]),
+            "worst_features": {name: _finite(psi) for name, psi in worst},
+        },
+        "serving": view["models"],
     }
 
 
 def _finite(value: float | None) -> float | None:
     """A metric for the JSON summary: rounded, and None where it is undefined (NaN)."""
     return None if value is None or math.isnan(value) else round(value, 4)
-
-
-def _serving(port: int) -> dict[str, str]:
-    """Which model version serves each role in the scorer, from ``fraud_model_info``."""
-    serving = {}
-    for key, value in _scrape(port).items():
-        if key.startswith("fraud_model_info{") and value == 1:
-            inner = key[len("fraud_model_info{") : -1]
-            labels = dict(part.split("=", 1) for part in inner.split(","))
-            serving[labels["role"].strip('"')] = labels["version"].strip('"')
-    return serving
-
-
-def _scrape(port: int) -> dict[str, float]:
-    """``{'name{label="v"}': value}`` of one /metrics page (empty when unreachable)."""
-    from prometheus_client.parser import text_string_to_metric_families
-
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as reply:
-            text = reply.read().decode()
-    except OSError:
-        return {}
-    samples: dict[str, float] = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            labels = ",".join(f'{k}="{v}"' for k, v in sorted(sample.labels.items()))
-            samples[f"{sample.name}{{{labels}}}" if labels else sample.name] = sample.value
-    return samples
 
 
 def _show_decisions(

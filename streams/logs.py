@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import logging
 import sys
+from typing import Any
 
 import structlog
 
-__all__ = ["configure_logging"]
+__all__ = ["FailureLog", "configure_logging"]
 
 
 def configure_logging(level: str = "INFO", **context: object) -> None:
@@ -31,3 +32,29 @@ def configure_logging(level: str = "INFO", **context: object) -> None:
         cache_logger_on_first_use=True,
     )
     structlog.contextvars.bind_contextvars(**context)
+
+
+class FailureLog:
+    """Logs a recurring failure when it starts or changes, not on every batch or round.
+
+    For side work that retries forever (drift figures, lag, the online model): a broken
+    dependency would otherwise write the same warning many times a second.
+    """
+
+    def __init__(self, logger: Any, event: str, step: str) -> None:
+        """``event`` and ``step`` name the warning; ``logger`` is a structlog logger."""
+        self._logger = logger
+        self._event = event
+        self._step = step
+        self._last: str | None = None
+
+    def failed(self, exc: BaseException) -> None:
+        """Note a failure; logged if it differs from the last one."""
+        error = f"{type(exc).__name__}: {exc}"
+        if error != self._last:
+            self._logger.warning(self._event, step=self._step, error=error)
+        self._last = error
+
+    def succeeded(self) -> None:
+        """The failure is over: the next one is logged again."""
+        self._last = None

@@ -13,16 +13,25 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
 
 __all__ = [
+    "CONSUMER_LAG",
     "DECISIONS",
     "DECISION_LATENCY",
     "DEGRADED",
     "DLQ_MESSAGES",
+    "DRIFT_WINDOW_ROWS",
+    "FEATURE_DRIFT_PSI",
+    "FEATURE_NULL_RATIO",
+    "FEATURE_OUT_OF_RANGE",
+    "FEATURE_REFERENCE_NULL_RATIO",
     "LATE_EVENTS",
     "MODEL_INFO",
     "MODEL_SCORE",
     "ONLINE_ERRORS",
+    "PREDICTION_DRIFT_PSI",
     "RULE_HITS",
     "RULE_RELOAD_FAILURES",
+    "SCORE_DRIFT_DETECTIONS",
+    "SCORE_WINDOW_MEAN",
     "SHADOW_ERRORS",
     "STAGE_DURATION",
     "Health",
@@ -65,6 +74,42 @@ ONLINE_ERRORS = Counter(
 )
 SHADOW_ERRORS = Counter(
     "fraud_shadow_errors", "Batches the challenger could not score in shadow, by cause.", ["cause"]
+)
+
+# Drift of the serving champion's inputs and score (streams/drift.py); per process: each
+# sees its share of the users, so aggregate with max.
+FEATURE_DRIFT_PSI = Gauge(
+    "fraud_feature_drift_psi",
+    "PSI of a feature over the drift window against the champion's reference.",
+    ["feature"],
+)
+PREDICTION_DRIFT_PSI = Gauge(
+    "fraud_prediction_drift_psi",
+    "PSI of the champion's score over the drift window against its reference (NaN: too few rows).",
+)
+FEATURE_NULL_RATIO = Gauge(
+    "fraud_feature_null_ratio", "Share of null values of a feature in the drift window.",
+    ["feature"],
+)  # fmt: skip
+FEATURE_REFERENCE_NULL_RATIO = Gauge(
+    "fraud_feature_reference_null_ratio",
+    "Share of null values of a feature in the champion's reference (some are null by design).",
+    ["feature"],
+)
+FEATURE_OUT_OF_RANGE = Gauge(
+    "fraud_feature_out_of_range_ratio",
+    "Share of a feature's values in the drift window outside the range training saw.",
+    ["feature"],
+)
+DRIFT_WINDOW_ROWS = Gauge("fraud_drift_window_rows", "Rows in the drift window.")
+SCORE_DRIFT_DETECTIONS = Counter(
+    "fraud_score_drift_detections", "Changes in the mean score detected by ADWIN (river)."
+)
+SCORE_WINDOW_MEAN = Gauge("fraud_score_drift_window_mean", "ADWIN's current mean score.")
+CONSUMER_LAG = Gauge(
+    "fraud_consumer_lag_messages",
+    "Messages between a partition's end and the consumer's position, by consumer.",
+    ["consumer", "topic", "partition"],
 )
 
 

@@ -55,6 +55,11 @@ class keys:  # noqa: N801 - a namespace of key builders
         """The decision cache entry of one transaction (idempotency by tx_id)."""
         return f"{keys.prefix}:decision:{tx_id}"
 
+    @staticmethod
+    def drift(reporter: str) -> str:
+        """One scorer process's latest drift summary (read by the feedback service)."""
+        return f"{keys.prefix}:drift:{reporter}"
+
 
 _FIELD_ATTRIBUTE: dict[ListField, str] = {
     "user": "user_id", "card": "card_id", "device": "device_id", "merchant": "merchant_id",
@@ -168,6 +173,23 @@ class RedisStore:
         """The cached decision of a transaction, if any."""
         value: bytes | None = self._client.get(keys.decision(tx_id))  # type: ignore[assignment]
         return value
+
+    def write_drift_status(self, reporter: str, status: bytes, ttl_s: int) -> None:
+        """Publish a drift summary that expires with its reporter; skipped while Redis is down."""
+        if self._backing_off():
+            return
+        try:
+            self._client.set(keys.drift(reporter), status, ex=ttl_s)
+        except (RedisError, OSError) as exc:
+            self._failed(exc)
+
+    def drift_statuses(self) -> list[bytes]:
+        """Every live scorer process's drift summary (errors are raised to the caller)."""
+        names = list(self._client.scan_iter(match=keys.drift("*"), count=100))
+        if not names:
+            return []
+        found = self._client.mget(names)
+        return [value for value in found if isinstance(value, bytes)]
 
     def set_listing(
         self, kind: Literal["allow", "deny"], field: ListField, values: Iterable[str]

@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import structlog
@@ -19,9 +20,12 @@ from bytewax.errors import BytewaxRuntimeError
 from bytewax.recovery import RecoveryConfig, init_db_dir
 from bytewax.run import cli_main
 
+from streams._score_steps import ScoreSteps
 from streams.dataflow import build_score_flow, epoch_interval
+from streams.lag import LagMonitor
 from streams.logs import configure_logging
 from streams.metrics import Health, serve_metrics
+from streams.redis_store import RedisStore
 from streams.settings import Settings
 
 __all__ = ["cluster_addresses", "prepare_recovery", "run_scorer"]
@@ -96,6 +100,16 @@ def _supervise(settings: Settings, processes: int, workers: int, recovery: Path 
     return max((abs(code) for code in codes), default=0)
 
 
+def _ready_when_models_are(steps: ScoreSteps, health: Health) -> None:
+    """/readyz turns 200 once the models published on ``model-updates`` are loaded.
+
+    A process that would decide its first batches rules-only is alive, not ready.
+    """
+    while not steps.wait_ready(5.0):
+        _log.info("scorer_waiting_for_models", step="score")
+    health.ready.set()
+
+
 def run_scorer(
     settings: Settings,
     *,
@@ -120,7 +134,10 @@ def run_scorer(
             if process_id is None
             else RecoveryConfig(str(recovery_dir))
         )
-    flow = build_score_flow(settings)
+    steps = ScoreSteps(settings)
+    flow = build_score_flow(settings, steps=steps)
+    lag = LagMonitor(settings, "scorer", steps.positions.snapshot).start()
+    drift = steps.drift.start(RedisStore(settings.redis_dsn, timeout_s=2.0, backoff_s=5.0))
     _log.info(
         "scorer_started",
         step="score",
@@ -129,7 +146,9 @@ def run_scorer(
         metrics_port=settings.metrics_port + index,
         recovery=str(recovery_dir) if recovery_dir else None,
     )
-    health.ready.set()
+    threading.Thread(
+        target=_ready_when_models_are, args=(steps, health), name="readiness", daemon=True
+    ).start()
     try:
         cli_main(
             flow,
@@ -147,5 +166,7 @@ def run_scorer(
         raise
     finally:
         health.alive = False
+        lag.stop()
+        drift.stop()
         server.shutdown()
     return 0

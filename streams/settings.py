@@ -145,6 +145,30 @@ class Settings(BaseSettings):
         default="127.0.0.1", description="Bind address of /metrics, /healthz and /readyz."
     )
     metrics_port: int = Field(default=9100, description="Port of process 0; process i uses +i.")
+    drift_window_s: float = Field(
+        default=3600.0, gt=0, description="Sliding window of the drift figures (PSI, nulls)."
+    )
+    drift_min_rows: int = Field(
+        default=1000, ge=1, description="Rows the drift window needs before drift is reported."
+    )
+    drift_report_interval_s: float = Field(
+        default=5.0, gt=0, description="How often drift gauges are recomputed."
+    )
+    lag_interval_s: float = Field(
+        default=5.0, gt=0, description="How often consumer lag is measured."
+    )
+    retrain_on_drift: bool = Field(
+        default=False, description="The feedback service retrains on sustained prediction drift."
+    )
+    drift_retrain_psi: float = Field(
+        default=0.2, gt=0, description="Prediction PSI above which drift counts as sustained..."
+    )
+    drift_retrain_after_s: float = Field(
+        default=1800.0, gt=0, description="...when every report stays above it this long."
+    )
+    drift_retrain_cooldown_s: float = Field(
+        default=86400.0, ge=0, description="Least time between two drift-triggered retrains."
+    )
     log_level: str = "INFO"
 
     # --- Local servers ---------------------------------------------------------------

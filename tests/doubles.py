@@ -21,6 +21,8 @@ from confluent_kafka import KafkaError as ConfluentKafkaError
 __all__ = [
     "MALFORMED_KINDS",
     "TEST_PAN",
+    "FakeClock",
+    "RecordingDriftSink",
     "decision_payload",
     "kafka_error",
     "kafka_message",
@@ -35,6 +37,31 @@ __all__ = [
 TEST_PAN = "4111111111111111"
 _CREATE_TIME = 1  # librdkafka TIMESTAMP_CREATE_TIME
 _serial = itertools.count()
+
+
+class FakeClock:
+    """A monotonic clock that only moves when a test says so: ``clock.now += 5``."""
+
+    def __init__(self, now: float = 1000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        """Move time forward."""
+        self.now += seconds
+
+
+class RecordingDriftSink:
+    """Keeps the drift summaries a scorer process writes (Redis in production)."""
+
+    def __init__(self) -> None:
+        self.written: list[tuple[str, bytes, int]] = []
+
+    def write_drift_status(self, reporter: str, status: bytes, ttl_s: int) -> None:
+        """Record one write."""
+        self.written.append((reporter, status, ttl_s))
 
 
 def now_ms() -> int:

@@ -15,6 +15,7 @@ from streams.cli._demo import demo
 from streams.cli._feedback import feedback, retrain
 from streams.cli._infra import infra_app
 from streams.cli._label import label
+from streams.cli._metrics import metrics_app
 from streams.cli._models import models_app
 from streams.cli._produce import produce
 from streams.cli._replay import replay
@@ -38,6 +39,7 @@ app.add_typer(topics_app, name="topics")
 app.add_typer(decisions_app, name="decisions")
 app.add_typer(rules_app, name="rules")
 app.add_typer(models_app, name="models")
+app.add_typer(metrics_app, name="metrics")
 app.command()(simulate)
 app.command()(produce)
 app.command()(replay)

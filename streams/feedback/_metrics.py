@@ -8,6 +8,7 @@ from __future__ import annotations
 from prometheus_client import Counter, Gauge
 
 __all__ = [
+    "DRIFT_RETRAINS",
     "LABELS",
     "LABELS_APPLIED",
     "ONLINE_PUBLISHES",
@@ -41,4 +42,8 @@ RETRAINS = Counter(
     "fraud_retrain_runs",
     "Retrain runs, by outcome: champion, challenger, rejected (by the gate) or failed.",
     ["outcome"],
+)
+DRIFT_RETRAINS = Counter(
+    "fraud_drift_retrain_triggers",
+    "Retrains started because prediction drift stayed above FRAUD_DRIFT_RETRAIN_PSI.",
 )

@@ -50,9 +50,11 @@ from schemas import (
 from streams.exceptions import FeedbackError
 from streams.feedback import _metrics as metrics
 from streams.feedback._core import FeedbackCore
+from streams.feedback._drift import DriftTrigger
 from streams.feedback._retrain import run_retrain
 from streams.feedback._schedule import RetrainSchedule, ServiceClock
 from streams.feedback._snapshot import Snapshot, join
+from streams.lag import LagMonitor, committed_positions
 from streams.metrics import STAGE_DURATION, Health, serve_metrics
 from streams.model_publisher import KafkaModelPublisher
 from streams.redis_store import RedisStore
@@ -120,6 +122,12 @@ class FeedbackService:
         self._last_publish = time.monotonic()
         self._last_refresh = 0.0
         self._retraining: asyncio.Future[Any] | None = None
+        self._drift = DriftTrigger(
+            settings.drift_retrain_psi,
+            settings.drift_retrain_after_s,
+            settings.drift_retrain_cooldown_s,
+        )
+        self._next_drift_check = 0.0
         self._health = Health()
         self.app = self._build_app()
 
@@ -159,6 +167,11 @@ class FeedbackService:
             self._settings.metrics_host, self._settings.feedback_metrics_port, self._health
         )
         self._refresh_merchants(force=True)
+        settings = self._settings
+        admin = AdminClient(settings.kafka_config())
+        topics = (settings.topic_decisions, settings.topic_labels)
+        committed = committed_positions(admin, settings.feedback_app_id, topics)
+        LagMonitor(settings, "feedback", committed, admin=admin).start()
         self._health.ready.set()
         _log.info(
             "feedback service started", step="start", next_retrain=str(self._schedule.next_run)
@@ -330,7 +343,16 @@ class FeedbackService:
         metrics.PARKED.set(len(self._parked))
         await self._maybe_publish()
         if self._schedule.due():
-            self._start_retrain()
+            self._start_retrain("schedule")
+        if self._settings.retrain_on_drift and time.monotonic() >= self._next_drift_check:
+            self._next_drift_check = time.monotonic() + self._settings.drift_report_interval_s
+            self._check_drift()
+
+    def _check_drift(self) -> None:
+        """Retrain on sustained prediction drift, as the scorers report it in Redis."""
+        if self._drift.due(self._redis):
+            metrics.DRIFT_RETRAINS.inc()
+            self._start_retrain("drift")
 
     async def _maybe_publish(self) -> None:
         pending = self.core.labels_since_publish
@@ -380,9 +402,9 @@ class FeedbackService:
             old.unlink(missing_ok=True)
             old.with_suffix(".json").unlink(missing_ok=True)
 
-    def _start_retrain(self) -> None:
+    def _start_retrain(self, trigger: str) -> None:
         if self._retraining is not None and not self._retraining.done():
             _log.warning("retrain still running; this fire time is skipped", step="retrain")
             return
         loop = asyncio.get_running_loop()
-        self._retraining = loop.run_in_executor(None, run_retrain, self._settings, "schedule")
+        self._retraining = loop.run_in_executor(None, run_retrain, self._settings, trigger)

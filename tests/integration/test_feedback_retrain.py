@@ -5,16 +5,20 @@ reaches a running scorer through ``model-updates``.
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+import redis
 
 from models.registry import ModelRegistry
 from models.simulator import SimulatorConfig, simulate_history
 from schemas import Decision, ModelUpdate
+from streams.drift import DriftStatus
+from streams.redis_store import RedisStore, keys
 from streams.settings import Settings
 from tests.integration._feedback import FeedbackProcess, FeedbackTopics
 from tests.integration._scorer import (
@@ -101,3 +105,57 @@ def test_the_schedule_retrains_and_the_new_champion_reaches_the_scorer(
     # Before the retrain there was no model: those decisions were rules-only.
     assert all(d.degraded_cause == "no_model" for d in decisions if d.model_version is None)
     assert datetime.now(UTC) > first
+
+
+def test_sustained_prediction_drift_retrains_when_enabled(
+    servers: Settings,
+    topics: tuple[ScoreTopics, FeedbackTopics],
+    redis_client: redis.Redis,
+    tmp_path: Path,
+) -> None:
+    _, feedback = topics
+    history = tmp_path / "history.parquet"
+    simulate_history(SimulatorConfig(users=300, merchants=60, days=21, seed=6)).to_parquet(history)
+    for stale in redis_client.scan_iter(match=keys.drift("*")):  # other tests' scorers
+        redis_client.delete(stale)
+    store = RedisStore(servers.redis_dsn)
+    reporter = f"test-{uuid.uuid4().hex[:8]}"
+
+    def report(psi: float) -> None:  # what a scorer process writes every interval
+        status = DriftStatus(reporter, "v-test", 5_000, psi, psi, at=time.time())
+        store.write_drift_status(reporter, status.to_json(), ttl_s=30)
+
+    service = FeedbackProcess(
+        feedback,
+        tmp_path / "state",
+        env={
+            "FRAUD_RETRAIN_ON_DRIFT": "true",
+            "FRAUD_DRIFT_RETRAIN_AFTER_S": "3",
+            "FRAUD_DRIFT_REPORT_INTERVAL_S": "0.5",
+            "FRAUD_RETRAIN_HISTORY": str(history),
+            "FRAUD_RETRAIN_LABEL_DELAY": "3d",
+        },
+    )
+    try:
+        with service:
+            wait_until(service.ready, timeout_s=90, what="feedback ready",
+                       diagnose=service.log_tail)  # fmt: skip
+            for _ in range(12):  # 6 s of drift below the threshold: no retrain
+                report(0.15)
+                time.sleep(0.5)
+            calm = service.value("fraud_drift_retrain_triggers_total")
+
+            def retrained() -> bool:
+                report(0.4)
+                service.assert_running()
+                return service.value("fraud_retrain_runs_total", outcome="champion") == 1
+
+            wait_until(retrained, timeout_s=240, poll_s=0.5, what="the drift-triggered retrain",
+                       diagnose=service.log_tail)  # fmt: skip
+            triggers = service.value("fraud_drift_retrain_triggers_total")
+    finally:
+        redis_client.delete(keys.drift(reporter))
+
+    assert (calm, triggers) == (0, 1)
+    champion = ModelRegistry(tmp_path / "state" / "registry").aliases().champion
+    assert champion is not None

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from models.manifest import Manifest, sha256_bytes, write_manifest
+from models.manifest import FORMAT_VERSION, Manifest, sha256_bytes, write_manifest
 
 CREATED = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -74,7 +74,7 @@ def write_version(folder: Path, version: str, *, minutes: int = 0, **fields: Any
     for name, data in files.items():
         (folder / name).write_bytes(data)
     document = old_manifest_fields(version, files)
-    document["format_version"] = 2
+    document["format_version"] = FORMAT_VERSION
     document["created_at"] = CREATED + timedelta(minutes=minutes)
     block = {"threshold": 0.9, "flagged": 3, "precision": 1.0, "recall": 0.5}
     document["metrics"] = {**document["metrics"], "cp_at_100": 0.2, "block": block}

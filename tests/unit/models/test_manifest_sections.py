@@ -1,4 +1,4 @@
-"""Format 2 of manifest.json: new optional sections, and format-1 manifests still load."""
+"""Formats 2 and 3 of manifest.json: new optional sections; older manifests still load."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from models.exceptions import ManifestError
-from models.manifest import FORMAT_VERSION, MANIFEST_FILENAME, read_manifest
+from models.manifest import FORMAT_VERSION, MANIFEST_FILENAME, Distribution, read_manifest
 from tests.unit.models._versions import old_manifest_fields, write_version
 
 
@@ -43,7 +43,16 @@ def test_new_sections_round_trip_through_json(tmp_path: Path) -> None:
     }
     reference = {
         "rows": 20,
-        "features": {"amount": {"edges": [1.0, 2.0], "shares": [0.5, 0.25, 0.25], "null_share": 0}},
+        "features": {
+            "amount": {
+                "edges": [1.0, 2.0],
+                "shares": [0.5, 0.25, 0.25],
+                "null_share": 0,
+                "low": 0.5,
+                "high": 9.0,
+            },
+            "count": {"edges": [1.0], "shares": [0.5, 0.5], "null_share": 0},
+        },
         "score": {"edges": [], "shares": [1.0], "null_share": 0.0},
     }
     written = write_version(
@@ -59,12 +68,17 @@ def test_new_sections_round_trip_through_json(tmp_path: Path) -> None:
     loaded = read_manifest(tmp_path)
 
     assert loaded == written
-    assert loaded.format_version == FORMAT_VERSION == 2
+    assert loaded.format_version == FORMAT_VERSION == 3
     assert document["label_delay"] == "P7D"
     assert document["training_cutoff"] == "2026-01-01T00:00:00Z"
     assert document["gate"]["window"]["from"] == "2025-12-20T00:00:00Z"
     assert loaded.gate is not None and loaded.gate.verdict == "champion"
     assert loaded.reference is not None and loaded.reference.features["amount"].edges == (1.0, 2.0)
+    assert (loaded.reference.features["amount"].low, loaded.reference.features["amount"].high) == (
+        0.5,
+        9.0,
+    )
+    assert loaded.reference.features["count"].low is None  # a format-2 reference: no range
     assert loaded.metrics.block is not None and loaded.metrics.block.recall == 0.5
 
 
@@ -74,6 +88,18 @@ def test_a_negative_label_delay_and_a_newer_format_are_refused(tmp_path: Path) -
     with pytest.raises(ManifestError, match="label_delay"):
         read_manifest(tmp_path)
 
-    (tmp_path / MANIFEST_FILENAME).write_text(json.dumps({**fields, "format_version": 3}))
+    (tmp_path / MANIFEST_FILENAME).write_text(
+        json.dumps({**fields, "format_version": FORMAT_VERSION + 1})
+    )
     with pytest.raises(ManifestError, match="format_version"):
         read_manifest(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("low", "high"), [(1.0, None), (None, 1.0), (2.0, 1.0), (float("nan"), 1.0)]
+)
+def test_a_reference_range_must_be_whole_finite_and_ordered(
+    low: float | None, high: float | None
+) -> None:
+    with pytest.raises(ValueError, match="low"):
+        Distribution(edges=(), shares=(1.0,), null_share=0.0, low=low, high=high)

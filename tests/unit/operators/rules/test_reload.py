@@ -12,15 +12,8 @@ from structlog.testing import capture_logs
 
 from operators.exceptions import RuleError
 from operators.rules import ReloadingRules
+from tests.doubles import FakeClock
 from tests.unit.operators.rules._support import SMALL, rule
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 class RulesFile:
