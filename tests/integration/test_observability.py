@@ -292,6 +292,10 @@ def test_a_shifted_feature_crosses_the_psi_threshold_and_an_unshifted_one_stays_
     finally:
         delete_topics(servers, topics.names)
 
+    print(
+        f"PSI amount {steady['amount']:.4f} -> {drifted['amount']:.3f}, user_count_1h "
+        f"{steady['count']:.4f} -> {drifted['count']:.4f}, score {steady_prediction:.4f}"
+    )
     assert steady["amount"] < 0.1 and steady["count"] < 0.1, steady
     assert steady_prediction < 0.1
     assert drifted["amount"] > 0.25, drifted  # the alert threshold on feature drift
