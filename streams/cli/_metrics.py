@@ -77,8 +77,7 @@ def tail(
     metrics, and looks again every few seconds for new processes. An endpoint
     that stops answering shows as down. Exits 1 when nothing answers.
     """
-    from streams.monitoring import MonitoringError, discover
-    from streams.monitoring._scrape import parse_target
+    from streams.monitoring import MonitoringError, discover, parse_target
     from streams.settings import get_settings
 
     targets = list(target or [])

@@ -37,7 +37,7 @@ from __future__ import annotations
 from streams.monitoring._figures import MetricsView
 from streams.monitoring._panels import figures, snapshot
 from streams.monitoring._recorder import ViewRecorder
-from streams.monitoring._scrape import Endpoint, Scrape, discover, scrape
+from streams.monitoring._scrape import Endpoint, Scrape, discover, parse_target, scrape
 from streams.monitoring._view import render
 from streams.monitoring.exceptions import MonitoringError, NoEndpointError
 
@@ -50,6 +50,7 @@ __all__ = [
     "ViewRecorder",
     "discover",
     "figures",
+    "parse_target",
     "render",
     "scrape",
     "snapshot",
