@@ -135,19 +135,14 @@ class DriftMonitor:
             layout = self._layout
             if model_version != self._version or layout is None:
                 layout = self._reset(model_version, reference, feature_names)
-            counts = _Counts(len(layout.names))
-            counts.rows = int(features.shape[0])
-            values = features[:, layout.columns]
-            counts.bins = _bin_counts(values, layout.edges)
-            with np.errstate(invalid="ignore"):
-                outside = (values < layout.low) | (values > layout.high)
-            counts.out_of_range = outside.sum(axis=0)
-            if scores is not None:
-                scored = scores[~np.isnan(scores)]
-                counts.scored = int(scored.size)
-                if scored.size:
-                    counts.score_bins = _bin_counts(scored[:, None], layout.score_edges)[0]
-                    self._watch_scores(scored)
+        # Binning, the costly part, runs outside the lock: worker threads only queue for
+        # the additions below.
+        counts, scored = _count(layout, features, scores)
+        with self._lock:
+            if layout is not self._layout:
+                return  # a new model arrived meanwhile: this batch was scored by the old one
+            if scored.size:
+                self._watch_scores(scored)
             self._current_slice().add(counts)
             self._totals.add(counts)
 
@@ -220,6 +215,24 @@ class DriftMonitor:
         if not self._window or self._window[-1][0] != now:
             self._window.append((now, _Counts(self._totals.bins.shape[0])))
         return self._window[-1][1]
+
+
+def _count(
+    layout: _Layout, features: NDArray[np.float64], scores: NDArray[np.float64] | None
+) -> tuple[_Counts, NDArray[np.float64]]:
+    """One batch's counts on ``layout``, and its non-null scores."""
+    counts = _Counts(len(layout.names))
+    counts.rows = int(features.shape[0])
+    values = features[:, layout.columns]
+    counts.bins = _bin_counts(values, layout.edges)
+    with np.errstate(invalid="ignore"):
+        outside = (values < layout.low) | (values > layout.high)
+    counts.out_of_range = outside.sum(axis=0)
+    scored = np.empty(0, dtype=np.float64) if scores is None else scores[~np.isnan(scores)]
+    counts.scored = int(scored.size)
+    if scored.size:
+        counts.score_bins = _bin_counts(scored[:, None], layout.score_edges)[0]
+    return counts, scored
 
 
 def _new_detector() -> Any:
