@@ -58,7 +58,7 @@ class _WorkerResources(threading.local):
     rules: ReloadingRules
     reload_failures_seen: int
     last_shadow_error: str | None
-    last_online_error: str | None
+    online_failures: FailureLog
 
 
 class ScoreSteps:
@@ -112,7 +112,7 @@ class ScoreSteps:
             )
             local.reload_failures_seen = 0
             local.last_shadow_error = None
-            local.last_online_error = None
+            local.online_failures = FailureLog(_log, "online_model_failed", step="score")
         return local
 
     # -- decode ------------------------------------------------------------------------
@@ -301,11 +301,11 @@ class ScoreSteps:
     def _online_failures(local: _WorkerResources, outcome: BatchOutcome) -> None:
         """An online model failure (the batch kept the champion's scores), logged on change."""
         error = outcome.online_error
-        if error is not None:
-            metrics.ONLINE_ERRORS.inc()
-        if error is not None and error != local.last_online_error:
-            _log.warning("online_model_failed", step="score", error=error)
-        local.last_online_error = error
+        if error is None:
+            local.online_failures.succeeded()
+            return
+        metrics.ONLINE_ERRORS.inc()
+        local.online_failures.failed(error)
 
     @staticmethod
     def _unscored(item: FeaturedTx, error: Exception) -> Undecodable:

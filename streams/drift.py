@@ -19,11 +19,12 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Protocol
 
 import orjson
 import structlog
+from pydantic import TypeAdapter
 
 from operators.drift import DriftMonitor, DriftReport
 from operators.engine import BatchOutcome
@@ -68,30 +69,15 @@ class DriftStatus:
 
     def to_json(self) -> bytes:
         """The Redis value."""
-        return orjson.dumps(asdict(self))
+        return orjson.dumps(self)
 
     @classmethod
     def from_json(cls, raw: bytes) -> DriftStatus:
-        """Parse a Redis value; raises ValueError (or TypeError) on anything malformed."""
-        data = orjson.loads(raw)
-        if not isinstance(data, dict):
-            raise ValueError("drift status is not a JSON object")
-        return cls(
-            reporter=str(data["reporter"]),
-            model_version=str(data["model_version"]),
-            rows=int(data["rows"]),
-            prediction_psi=_optional_float(data.get("prediction_psi")),
-            max_feature_psi=_optional_float(data.get("max_feature_psi")),
-            at=float(data["at"]),
-        )
+        """Parse a Redis value; raises ValueError on anything malformed."""
+        return _STATUS.validate_json(raw)
 
 
-def _optional_float(value: object) -> float | None:
-    if value is None:
-        return None
-    if not isinstance(value, int | float):
-        raise TypeError(f"expected a number, got {value!r}")
-    return float(value)
+_STATUS = TypeAdapter(DriftStatus)
 
 
 class ScorerDrift:

@@ -93,11 +93,6 @@ class LagMonitor:
         self._thread = threading.Thread(target=self._run, name=f"lag-{consumer}", daemon=True)
         self._failures = FailureLog(_log, "lag_not_measured", step="lag")
 
-    @property
-    def admin(self) -> AdminClient:
-        """The admin client, shared with :func:`committed_positions`."""
-        return self._admin
-
     def start(self) -> LagMonitor:
         """Measure on a daemon thread until :meth:`stop`."""
         self._thread.start()

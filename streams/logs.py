@@ -48,9 +48,9 @@ class FailureLog:
         self._step = step
         self._last: str | None = None
 
-    def failed(self, exc: BaseException) -> None:
-        """Note a failure; logged if it differs from the last one."""
-        error = f"{type(exc).__name__}: {exc}"
+    def failed(self, exc: BaseException | str) -> None:
+        """Note a failure (an exception, or its description); logged if it is a new one."""
+        error = exc if isinstance(exc, str) else f"{type(exc).__name__}: {exc}"
         if error != self._last:
             self._logger.warning(self._event, step=self._step, error=error)
         self._last = error

@@ -166,34 +166,37 @@ def _rule_hits(view: MetricsView, top: int) -> Panel:
 def _dlq_degraded(view: MetricsView) -> Panel:
     shares, totals, rate = view.shares, view.totals, view.throughput
     table = _grid("", "total", "per s", "share")
-    table.add_row(
-        Text("dead-lettered", style="bold"),
-        _num(totals.dlq),
-        _num(rate.dlq_per_s, 1),
-        Text(_pct(shares.dlq), style=_alert(shares.dlq)),
-    )
-    for reason, count in totals.dlq_by_reason.items():
-        table.add_row(
-            f"  {reason}",
-            _num(count),
-            _num(rate.dlq_by_reason.get(reason), 1),
-            _pct(shares.dlq_by_reason.get(reason)),
-        )
-    table.add_row(
-        Text("degraded", style="bold"),
-        _num(totals.degraded),
-        _num(rate.degraded_per_s, 1),
-        Text(_pct(shares.degraded), style=_alert(shares.degraded)),
-    )
-    for cause, count in totals.degraded_by_cause.items():
-        table.add_row(
-            f"  {cause}",
-            _num(count),
-            _num(rate.degraded_by_cause.get(cause), 1),
-            _pct(shares.degraded_by_cause.get(cause)),
-        )
+    _share_rows(
+        table, "dead-lettered", totals.dlq, rate.dlq_per_s, shares.dlq,
+        totals.dlq_by_reason, rate.dlq_by_reason, shares.dlq_by_reason,
+    )  # fmt: skip
+    _share_rows(
+        table, "degraded", totals.degraded, rate.degraded_per_s, shares.degraded,
+        totals.degraded_by_cause, rate.degraded_by_cause, shares.degraded_by_cause,
+    )  # fmt: skip
     note = Text("shares: dlq/(decided+dlq), degraded/decided; alert above 1 %", style="dim")
     return _panel(Group(table, note), "DLQ & degraded")
+
+
+def _share_rows(
+    table: Table,
+    name: str,
+    total: int,
+    per_s: float,
+    share: float | None,
+    totals: Mapping[str, int],
+    rates: Mapping[str, float],
+    shares: Mapping[str, float | None],
+) -> None:
+    """A total row (its share coloured against the alert) and one row per reason/cause."""
+    table.add_row(
+        Text(name, style="bold"),
+        _num(total),
+        _num(per_s, 1),
+        Text(_pct(share), style=_alert(share)),
+    )
+    for label, count in totals.items():
+        table.add_row(f"  {label}", _num(count), _num(rates.get(label), 1), _pct(shares.get(label)))
 
 
 def _drift(view: MetricsView) -> Panel:
