@@ -33,6 +33,7 @@ the merchant label features), so that whoever learns from decisions sees what wa
 from __future__ import annotations
 
 import math
+import operator
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -76,6 +77,8 @@ _STRING_FIELDS = (
     "user_id", "card_id", "merchant_id", "mcc", "currency", "country", "channel", "device_id",
 )  # fmt: skip
 _RISK_COLUMN = FEATURE_NAMES.index("merchant_risk")
+_WINDOW_COLUMNS = [i for i, name in enumerate(FEATURE_NAMES) if i != _RISK_COLUMN]
+_window_values = operator.itemgetter(*(FEATURE_NAMES[i] for i in _WINDOW_COLUMNS))
 #: The names of a decision's ``features``, in order: what the champion scored, then the
 #: merchant label features the online model also reads.
 DECISION_FEATURES: tuple[str, ...] = FEATURE_NAMES + MERCHANT_LABEL_FEATURES
@@ -152,12 +155,34 @@ class BatchOutcome:
 
 
 def _feature_matrix(items: Sequence[FeaturedTx], risk: NDArray[np.float64]) -> NDArray[np.float64]:
-    matrix = np.empty((len(items), len(FEATURE_NAMES)), dtype=np.float64)
+    """The scored matrix: window features from each item, ``merchant_risk`` from Redis.
+
+    Rows with every window feature (the usual case) are gathered by one C-level
+    ``itemgetter`` each; a row missing some (a repeat, not featured again) goes by name.
+    """
+    matrix = np.full((len(items), len(FEATURE_NAMES)), np.nan, dtype=np.float64)
+    complete: list[int] = []
+    values: list[tuple[float, ...]] = []
     for row, item in enumerate(items):
-        values = item.features
-        matrix[row] = [values.get(name, math.nan) for name in FEATURE_NAMES]
+        try:
+            values.append(_window_values(item.features))
+        except KeyError:
+            features = item.features
+            matrix[row] = [features.get(name, math.nan) for name in FEATURE_NAMES]
+        else:
+            complete.append(row)
+    if complete:
+        matrix[np.ix_(complete, _WINDOW_COLUMNS)] = values
     matrix[:, _RISK_COLUMN] = risk
     return matrix
+
+
+def _json_rows(matrix: NDArray[np.float64]) -> list[list[float | None]]:
+    """Rows of ``matrix`` as Python lists, NaN as None (JSON null), built in C not per cell."""
+    cells = matrix.astype(object)
+    cells[np.isnan(matrix)] = None
+    rows: list[list[float | None]] = cells.tolist()
+    return rows
 
 
 def _rule_batch(items: Sequence[FeaturedTx], matrix: NDArray[np.float64]) -> dict[str, Any]:
@@ -266,7 +291,7 @@ class DecisionEngine:
         decided_ms = self._clock() * 1000.0
         decided_at = _format_ms(decided_ms)
         per_row = hits.per_row()
-        feature_rows = full.tolist()
+        feature_rows = _json_rows(full)
         decisions = []
         for row, item in enumerate(items):
             kind, reasons = verdicts[row]
@@ -295,10 +320,7 @@ class DecisionEngine:
                         for h in per_row[row]
                     ],
                     "reasons": reasons,
-                    "features": {
-                        name: None if v != v else v  # NaN is the only value unequal to itself
-                        for name, v in zip(DECISION_FEATURES, feature_rows[row], strict=True)
-                    },
+                    "features": dict(zip(DECISION_FEATURES, feature_rows[row], strict=True)),
                     "degraded": cause is not None,
                     "degraded_cause": cause,
                     "event_time": format_timestamp(item.tx.event_time),

@@ -8,10 +8,13 @@ on, and bytes cannot move.
 
 from __future__ import annotations
 
+import math
 import pickle
+import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from sys import intern
 from typing import Any, TypeVar
 
 import orjson
@@ -20,8 +23,14 @@ from typing_extensions import override
 
 from operators.engine import FeaturedTx
 from operators.exceptions import RecoveryStateError
-from operators.velocity import MerchantVelocity, RecentIds, UserVelocity, VelocityEvent
-from operators.velocity._constants import DAY_MS
+from operators.velocity import (
+    MERCHANT_FEATURES,
+    USER_FEATURES,
+    MerchantVelocity,
+    RecentIds,
+    UserVelocity,
+)
+from operators.velocity._constants import AMOUNT_SCALE, DAY_MS
 
 __all__ = [
     "DecidedTx",
@@ -40,10 +49,31 @@ V = TypeVar("V")
 # Wall-clock idleness after which a key's state is dropped: the longest window + lateness.
 IDLE_AFTER = timedelta(days=31)
 _MERCHANT_IDLE_AFTER = timedelta(days=2)
+_NAN = math.nan
 
 
-def _now() -> datetime:
-    return datetime.now(tz=UTC)
+class _CoarseClock:
+    """Wall-clock time read at most once a second.
+
+    Every key touched in a batch stamps its idle deadline; reading the clock per key
+    was ~2 % of the scorer's CPU, for deadlines of minutes to days.
+    """
+
+    __slots__ = ("_now", "_read_at")
+
+    def __init__(self) -> None:
+        self._read_at = time.monotonic()
+        self._now = datetime.now(tz=UTC)
+
+    def __call__(self) -> datetime:
+        tick = time.monotonic()
+        if tick - self._read_at >= 1.0:
+            self._read_at = tick
+            self._now = datetime.now(tz=UTC)
+        return self._now
+
+
+_now = _CoarseClock()
 
 
 @dataclass
@@ -98,14 +128,28 @@ class UserLogic(_IdleEvictingLogic[FeaturedTx]):
 
     @override
     def process(self, values: list[FeaturedTx]) -> None:
+        # UserVelocity.observe on plain values: what update(VelocityEvent.from_transaction)
+        # computes, without building an event per transaction (~7 % of the scorer's CPU).
+        # The schema already bounds the amount and the event time the event would check.
+        recent, observe = self.state.recent, self.state.velocity.observe
         for item in values:
-            event = VelocityEvent.from_transaction(item.tx)
-            if self.state.recent.seen(event.tx_id, event.event_ms):
+            tx = item.tx
+            if recent.seen(tx.tx_id, item.event_ms):
                 item.duplicate = True
                 continue
-            result = self.state.velocity.update(event)
-            item.features = result.features
-            item.late = result.late
+            amount = float(tx.amount)
+            country = tx.country
+            lat, lon = tx.lat, tx.lon
+            features, item.late = observe(
+                item.event_ms,
+                round(amount * AMOUNT_SCALE),
+                amount,
+                intern(tx.merchant_id),
+                None if country is None else intern(country),
+                _NAN if lat is None else lat,
+                _NAN if lon is None else lon,
+            )
+            item.features = dict(zip(USER_FEATURES, map(float, features), strict=True))
 
 
 def _restore(snapshot: bytes, step: str) -> Any:
@@ -138,11 +182,14 @@ class MerchantLogic(_IdleEvictingLogic[FeaturedTx]):
 
     @override
     def process(self, values: list[FeaturedTx]) -> None:
+        observe = self.state.observe  # on plain values, as UserLogic does
         for item in values:
             if not item.duplicate:
-                item.features.update(
-                    self.state.update(VelocityEvent.from_transaction(item.tx)).features
+                tx = item.tx
+                features, _ = observe(
+                    item.event_ms, round(float(tx.amount) * AMOUNT_SCALE), intern(tx.user_id)
                 )
+                item.features.update(zip(MERCHANT_FEATURES, map(float, features), strict=True))
 
 
 def build_merchant(lateness_ms: int) -> Any:

@@ -18,6 +18,7 @@ __all__ = [
     "contains_pan",
     "data_holds_pan",
     "luhn_ok",
+    "raw_may_hold_pan",
     "redact_pans",
     "redact_pans_bytes",
     "redact_record_bytes",
@@ -27,6 +28,9 @@ __all__ = [
 #: pass the Luhn check one time in ten: they are never taken for card numbers.
 TIMESTAMP_FIELDS = frozenset({"event_time", "labeled_at", "decided_at", "published_at"})
 
+#: How a timestamp key precedes its value in compact JSON.
+_TIMESTAMP_KEYS = tuple(f'"{name}":'.encode() for name in sorted(TIMESTAMP_FIELDS))
+
 REDACTED = "[PAN-REDACTED]"
 
 # A digit run of 13-19 digits with optional single space/dash separators, not glued to
@@ -34,6 +38,9 @@ REDACTED = "[PAN-REDACTED]"
 _CANDIDATE = re.compile(r"(?<![0-9])[0-9](?:[ -]?[0-9]){12,18}(?![0-9])")
 _CANDIDATE_BYTES = re.compile(rb"(?<![0-9])[0-9](?:[ -]?[0-9]){12,18}(?![0-9])")
 _SEPARATORS = str.maketrans("", "", " -")
+#: Maximal runs that could hold a candidate: a cheap pre-scan (no nested repetition) for
+#: ``raw_may_hold_pan``, which then runs the exact pattern inside each run only.
+_DIGIT_RUN = re.compile(rb"[0-9][0-9 -]{11,}[0-9]")
 
 
 def luhn_ok(digits: str) -> bool:
@@ -59,6 +66,26 @@ def contains_pan(text: str) -> bool:
     if len(text) < 13:
         return False
     return any(_is_pan(match.group()) for match in _CANDIDATE.finditer(text))
+
+
+def raw_may_hold_pan(raw: bytes) -> bool:
+    """False only when no string or number in the JSON ``raw`` can be a card number.
+
+    One C-level regex pass over the whole message, so that the per-field checks can be
+    skipped for the (usual) message without any 13-19 digit run passing Luhn. A JSON
+    escape (a backslash followed by ``u``) could spell digits the regex does not see:
+    such a message always gets the per-field checks.
+    """
+    if b"\\u" in raw:
+        return True
+    for run in _DIGIT_RUN.finditer(raw):
+        if raw.endswith(_TIMESTAMP_KEYS, 0, run.start()):
+            # Epoch milliseconds under a timestamp key, as data_holds_pan reads them. The
+            # message parsed as JSON, so the run is that number and spaces.
+            continue
+        if any(_is_pan(m.group().decode("ascii")) for m in _CANDIDATE_BYTES.finditer(run[0])):
+            return True
+    return False
 
 
 def redact_pans(text: str) -> str:

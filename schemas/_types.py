@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any
 
-from pydantic import BeforeValidator, PlainSerializer, StringConstraints
+from pydantic import BeforeValidator, PlainSerializer, StringConstraints, ValidationInfo
 from pydantic_core import PydanticCustomError
 
 from schemas._pan import contains_pan
@@ -33,8 +33,16 @@ _MAX_DECIMAL_PLACES = 4
 _DECIMAL = re.compile(r"^[0-9]{1,12}(\.[0-9]{1,12})?$")
 
 
-def _refuse_pan(value: Any) -> Any:
+#: Validation context key set by the decoder when the raw message was already scanned
+#: whole (``raw_may_hold_pan``) and holds no card number: the per-field scan is skipped.
+PAN_FREE = "fraudstream_pan_free"
+
+
+def _refuse_pan(value: Any, info: ValidationInfo) -> Any:
     # Runs before any other constraint, so a PAN is reported as a PAN, not as a bad pattern.
+    context = info.context
+    if context is not None and context.get(PAN_FREE):
+        return value
     if isinstance(value, str) and contains_pan(value):
         raise PydanticCustomError(
             "pan_detected", "holds what looks like a card number (PAN); send a card token"

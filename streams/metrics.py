@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
+import numpy as np
+from numpy.typing import ArrayLike
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
 
 __all__ = [
@@ -35,6 +38,7 @@ __all__ = [
     "SHADOW_ERRORS",
     "STAGE_DURATION",
     "Health",
+    "observe_many",
     "serve_metrics",
 ]
 
@@ -149,3 +153,24 @@ def serve_metrics(host: str, port: int, health: Health) -> ThreadingHTTPServer:
     server = ThreadingHTTPServer((host, port), _Handler)
     threading.Thread(target=server.serve_forever, name="metrics", daemon=True).start()
     return server
+
+
+def observe_many(histogram: Histogram, values: ArrayLike) -> None:
+    """``histogram.observe(v)`` for every non-NaN ``v``, with one increment per bucket.
+
+    A batch of 500 decisions observes 500 latencies and 1,500 member scores: one Python
+    ``observe`` each cost ~1.5 us a value, a few percent of the scorer's CPU. This bins the
+    batch with numpy instead. It uses the child's bucket counters (prometheus-client is
+    pinned; tests/unit/streams/test_metrics.py compares it with ``observe``).
+    """
+    array = np.asarray(values, dtype=np.float64).ravel()
+    array = array[~np.isnan(array)]
+    if array.size == 0:
+        return
+    child: Any = histogram
+    bounds = np.asarray(child._upper_bounds, dtype=np.float64)
+    counts = np.bincount(np.searchsorted(bounds, array, side="left"), minlength=bounds.size)
+    for bucket, count in zip(child._buckets, counts.tolist(), strict=False):
+        if count:
+            bucket.inc(count)
+    child._sum.inc(float(array.sum()))

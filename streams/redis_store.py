@@ -14,6 +14,7 @@ from typing import Literal
 
 import numpy as np
 import redis
+from numpy.typing import NDArray
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -25,6 +26,7 @@ from operators.merchant_labels import (
 )
 from schemas import Transaction
 from schemas._types import epoch_ms
+from streams._redis_scripts import CACHE_DECISIONS, ENRICH, SEPARATOR
 
 __all__ = ["Enrichment", "ListField", "RedisStore", "keys"]
 
@@ -64,11 +66,15 @@ class keys:  # noqa: N801 - a namespace of key builders
 _FIELD_ATTRIBUTE: dict[ListField, str] = {
     "user": "user_id", "card": "card_id", "device": "device_id", "merchant": "merchant_id",
 }  # fmt: skip
+_LIST_ATTRIBUTES = tuple(_FIELD_ATTRIBUTE[field] for field in _LIST_FIELDS)
+#: The order of each field's two list keys in the enrichment script's KEYS.
+_KINDS: tuple[Literal["deny", "allow"], ...] = ("deny", "allow")
 
 
-def _field_values(tx: Transaction, field: ListField) -> str | None:
-    value: str | None = getattr(tx, _FIELD_ATTRIBUTE[field])
-    return value
+def _flags(row_flags: bytes) -> NDArray[np.bool_]:
+    """The script's '0'/'1' string, one character per row, as booleans."""
+    flags: NDArray[np.bool_] = np.frombuffer(row_flags, dtype=np.uint8) == ord("1")
+    return flags
 
 
 class RedisStore:
@@ -95,6 +101,8 @@ class RedisStore:
         self._clock = clock
         self._down_until = 0.0
         self._last_cause = ""
+        self._cache_script = self._client.register_script(CACHE_DECISIONS)
+        self._enrich_script = self._client.register_script(ENRICH)
 
     @property
     def client(self) -> redis.Redis:
@@ -115,45 +123,44 @@ class RedisStore:
 
         Each transaction's merchant record is read at its own event time (the "seconds
         since" features are exact there; window counts are as of the record's time).
+        One script call with the ids joined (``streams._redis_scripts``).
         """
         size = len(transactions)
         if size == 0:
             return Enrichment.empty(0, None)
         if self._backing_off():
             return Enrichment.empty(size, self._last_cause)
-        pipe = self._client.pipeline(transaction=False)
-        pipe.mget([keys.merchant_risk(tx.merchant_id) for tx in transactions])
-        present: list[tuple[str, ListField, list[int]]] = []
-        for kind in ("deny", "allow"):
-            for field in _LIST_FIELDS:
-                rows = [i for i, tx in enumerate(transactions) if _field_values(tx, field)]
-                if rows:
-                    members = [str(_field_values(transactions[i], field)) for i in rows]
-                    pipe.smismember(keys.listing(kind, field), members)
-                    present.append((kind, field, rows))
+        lists = [keys.listing(kind, field) for field in _LIST_FIELDS for kind in _KINDS]
+        ids = [
+            SEPARATOR.join([getattr(tx, attribute) or "" for tx in transactions])
+            for attribute in _LIST_ATTRIBUTES
+        ]
         try:
-            replies = pipe.execute()
+            records, allow, deny = self._enrich_script(
+                keys=lists, args=[keys.merchant_risk(""), ids[-1], *ids]
+            )
         except (RedisError, OSError) as exc:
             return Enrichment.empty(size, self._failed(exc))
         at_ms = [epoch_ms(tx.event_time) for tx in transactions]
-        labels = merchant_label_matrix(replies[0], at_ms)
+        labels = merchant_label_matrix(records, at_ms)
         risk = np.ascontiguousarray(labels[:, _RISK_COLUMN])
-        flags = {"allow": np.zeros(size, dtype=bool), "deny": np.zeros(size, dtype=bool)}
-        for (kind, _field, rows), members in zip(present, replies[1:], strict=True):
-            hits = np.asarray(members, dtype=bool)
-            flags[kind][rows] |= hits
-        return Enrichment(risk, flags["allow"], flags["deny"], merchant_labels=labels)
+        return Enrichment(risk, _flags(allow), _flags(deny), merchant_labels=labels)
 
     def cache_decisions(self, decisions: Iterable[tuple[str, bytes]]) -> str | None:
-        """Write ``(tx_id, decision JSON)`` pairs with a TTL; returns a degraded cause or None."""
+        """Write ``(tx_id, decision JSON)`` pairs with a TTL; returns a degraded cause or None.
+
+        One script call per batch (``streams._redis_scripts``); a first decision is never
+        replaced.
+        """
         if self._backing_off():
             return self._last_cause
-        pipe = self._client.pipeline(transaction=False)
-        for tx_id, payload in decisions:
-            # NX: a repeat (after the dedupe horizon, or replayed) never replaces the first.
-            pipe.set(keys.decision(tx_id), payload, ex=self._decision_ttl_s, nx=True)
+        pairs = list(decisions)
+        if not pairs:
+            return None
+        tx_ids = SEPARATOR.join([tx_id for tx_id, _ in pairs])
+        payloads = b"\n".join([payload for _, payload in pairs])
         try:
-            pipe.execute()
+            self._cache_script(args=[self._decision_ttl_s, keys.decision(""), tx_ids, payloads])
         except (RedisError, OSError) as exc:
             return self._failed(exc)
         return None

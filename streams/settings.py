@@ -78,6 +78,16 @@ class Settings(BaseSettings):
         default=3600, ge=1, description="Redis decision cache (~1.3 KB a decision) lifetime."
     )
     input_batch_size: int = Field(default=500, ge=1)
+    gc_gen0_threshold: int = Field(
+        default=10_000,
+        ge=0,
+        description="Scorer: allocations between gen-0 GC runs (0: Python's default, 700).",
+    )
+    gc_freeze_interval_s: float = Field(
+        default=1.0,
+        ge=0.0,
+        description="Scorer: move live objects out of GC's reach this often (0: never).",
+    )
     snapshot_interval_s: float = Field(default=5.0, gt=0)
     challenger_traffic_share: float = Field(
         default=0.0,

@@ -13,15 +13,22 @@ from typing import Any
 
 __all__ = ["deep_size"]
 
-_ATOMS = (int, float, bool, type(None), array, bytes)
+_ATOMS = (int, float, array, bytes)
+#: The ints CPython preallocates once per process (shared by every state).
+_SMALL_INTS = (-5, 256)
 
 
 def deep_size(obj: Any) -> int:
-    """``sys.getsizeof`` of ``obj`` and of everything it holds (strings: pointer only)."""
-    if isinstance(obj, str):
+    """``sys.getsizeof`` of ``obj`` and of everything it holds (strings: pointer only).
+
+    Singletons cost nothing more: None, booleans and the small ints CPython caches.
+    """
+    if isinstance(obj, str) or obj is None or isinstance(obj, bool):
+        return 0
+    if isinstance(obj, int) and _SMALL_INTS[0] <= obj <= _SMALL_INTS[1]:
         return 0
     if isinstance(obj, _ATOMS):
-        return 0 if obj is None else sys.getsizeof(obj)
+        return sys.getsizeof(obj)
     size = sys.getsizeof(obj)
     if isinstance(obj, dict):
         return size + sum(deep_size(k) + deep_size(v) for k, v in obj.items())

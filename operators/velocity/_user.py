@@ -59,6 +59,8 @@ __all__ = ["UserVelocity"]
 
 _NAN = math.nan
 _TEN_MINUTES_MS = 10 * MINUTE_MS
+#: The snapshot of an empty archive (what a state without one writes, as before).
+_NO_ARCHIVE: ArchiveState = ([], b"", NEVER, None)
 _UserState = tuple[
     LogState, list[str | None] | None, bytes | None, PrefixState, SpreadState, ArchiveState
 ]
@@ -83,7 +85,7 @@ class UserVelocity:
         self._coords: array[float] | None = None  # lat, lon pairs; only once located
         self._week = PrefixBuckets()
         self._month = SpreadBuckets()
-        self._archive = Archive()
+        self._archive: Archive | None = None  # only once an event left the raw log
         # The month's closed buckets for one day key (never used or set by late events).
         self._month_cache: tuple[int, int, int, float] | None = None
 
@@ -215,14 +217,14 @@ class UserVelocity:
         floor = t - LONGEST_USER_MS
         archive = self._archive
         prev = previous
-        if prev < archive.last_t <= t:
+        if archive is not None and prev < archive.last_t <= t:
             prev = archive.last_t
         since_prev = (t - prev) / SECOND_MS if prev > floor else _NAN
         if times[0] > floor and hi == len(times):  # e is newest; nothing is too old
             first_time = merchants.count(merchant) == 1
         else:
             first_time = merchant not in merchants[bisect_right(times, floor, 0, i) : i]
-        if first_time and merchant in archive.merchants:
+        if first_time and archive is not None and merchant in archive.merchants:
             first_time = not floor < archive.times[archive.merchants.index(merchant)] <= t
 
         countries = self._countries
@@ -287,8 +289,8 @@ class UserVelocity:
 
     def _month_closed(self, key: int, late: bool) -> tuple[int, int, int, float]:
         closed = (key, *self._month.spread_totals(key - MONTH_BUCKETS + 1, key))
-        if not late:
-            self._month_cache = closed
+        if not late:  # nothing closed yet is as quick to find again as to cache (and smaller)
+            self._month_cache = closed if closed[1] else None
         return closed
 
     def _open_spread(self, key: int, lo: int, i: int, count: int, total: int) -> float:
@@ -317,7 +319,7 @@ class UserVelocity:
                 break
             j -= 1
         else:
-            last = self._archive.last_loc
+            last = None if self._archive is None else self._archive.last_loc
             if last is None or not floor < last[0] <= t:
                 return _NAN
             prev_t, prev_lat, prev_lon = last
@@ -342,14 +344,19 @@ class UserVelocity:
             self._month.drop_before(first)
         archive = self._archive
         horizon = newest_kept - LONGEST_USER_MS
-        if (archive.times and archive.times[0] <= horizon) or (
-            archive.last_loc is not None and archive.last_loc[0] <= horizon
+        if archive is not None and archive.last_t <= horizon:  # the archive is all past
+            self._archive = None
+        elif archive is not None and (
+            (archive.times and archive.times[0] <= horizon)
+            or (archive.last_loc is not None and archive.last_loc[0] <= horizon)
         ):
             archive.forget(horizon)
 
     def _archive_raw(self, stale: int) -> None:
         """Move the first ``stale`` raw events to the archive."""
         log, coords = self._log, self._coords
+        if self._archive is None:
+            self._archive = Archive()
         self._archive.record(log.times, log.ids, coords, stale)
         log.drop_front(stale)
         if self._countries is not None:
@@ -368,7 +375,7 @@ class UserVelocity:
             None if self._coords is None else self._coords.tobytes(),
             self._week.snapshot(),
             self._month.snapshot(),
-            self._archive.snapshot(),
+            (_NO_ARCHIVE if self._archive is None else self._archive.snapshot()),
         )
 
     def __setstate__(self, state: _UserState) -> None:
@@ -383,5 +390,5 @@ class UserVelocity:
             self._coords.frombytes(coords)
         self._week = PrefixBuckets.restore(week)
         self._month = SpreadBuckets.restore(month)
-        self._archive = Archive.restore(archive)
+        self._archive = None if archive == _NO_ARCHIVE else Archive.restore(archive)
         self._month_cache = None

@@ -16,7 +16,11 @@ from rich.table import Table
 
 __all__ = [
     "Observations",
+    "lag_slope",
+    "lag_timeline",
     "percentiles",
+    "rate_key",
+    "render_sweep",
     "render_table",
     "summarise",
     "timeline",
@@ -67,8 +71,9 @@ class Observations:
     ``sent_ns[i]`` is the wall-clock send time of transaction ``i`` (its Kafka
     CreateTime is ``sent_ns[i] // 1e6``); each decision record received contributes one
     entry to ``decision_index`` (which transaction), ``decision_ms`` (its Kafka
-    timestamp) and ``received_ns`` (when the bench consumed it). Repeats are possible
-    (at-least-once) and are counted once.
+    timestamp) and ``received_ns`` (when the bench consumed it); each dead letter one
+    entry to ``dlq_index`` and ``dlq_received_ns``. Repeats are possible (at-least-once)
+    and are counted once.
     """
 
     rate: float
@@ -81,6 +86,7 @@ class Observations:
     received_ns: NDArray[np.int64]
     decision_cause: NDArray[np.str_]
     dlq_index: NDArray[np.int64]
+    dlq_received_ns: NDArray[np.int64]
     delivered: int = 0
     failed: int = 0
 
@@ -119,6 +125,49 @@ def timeline(
     return rows
 
 
+def lag_timeline(
+    sent_ns: NDArray[np.int64], accounted_ns: NDArray[np.int64], start_ns: int, seconds: int
+) -> list[dict[str, int]]:
+    """Per second ``s`` of the schedule, at its end: sent, accounted and the backlog.
+
+    ``accounted_ns`` holds, per transaction, when the bench first read its decision or
+    dead letter. The backlog (sent so far minus accounted so far) is the consumer lag
+    as the bench sees it: flat when the system keeps up (the transactions in flight),
+    growing second after second when it does not.
+    """
+    ends = start_ns + np.arange(1, seconds + 1, dtype=np.int64) * 1_000_000_000
+    sent = np.searchsorted(np.sort(sent_ns), ends, side="right")
+    accounted = np.searchsorted(np.sort(accounted_ns), ends, side="right")
+    return [
+        {"s": s, "sent": int(sent[s]), "accounted": int(accounted[s]),
+         "backlog": int(sent[s] - accounted[s])}
+        for s in range(seconds)
+    ]  # fmt: skip
+
+
+def lag_slope(rows: list[dict[str, int]], from_s: float) -> float | None:
+    """Least-squares growth of the backlog, per second, over the seconds from ``from_s``.
+
+    ``None`` when fewer than two seconds are left to fit.
+    """
+    points = [(row["s"], row["backlog"]) for row in rows if row["s"] >= math.ceil(from_s)]
+    if len(points) < 2:
+        return None
+    x = np.asarray([s for s, _ in points], dtype=np.float64)
+    y = np.asarray([backlog for _, backlog in points], dtype=np.float64)
+    slope = float(np.polyfit(x, y, 1)[0])
+    return round(slope, 1) + 0.0  # no "-0.0" in the JSON
+
+
+def _accounted_ns(obs: Observations) -> NDArray[np.int64]:
+    """When each accounted transaction was first read back (decision or dead letter)."""
+    index = np.concatenate([obs.decision_index, obs.dlq_index])
+    received = np.concatenate([obs.received_ns, obs.dlq_received_ns])
+    order = np.argsort(received, kind="stable")
+    _, first = np.unique(index[order], return_index=True)
+    return np.asarray(received[order][first], dtype=np.int64)
+
+
 def summarise(obs: Observations) -> dict[str, Any]:
     """The benchmark's JSON document (without the machine and scorer sections).
 
@@ -150,6 +199,7 @@ def summarise(obs: Observations) -> dict[str, Any]:
     span_ns = float(decided_ms.max() - decided_ms.min()) * _NS_PER_MS if decided_ms.size else 0.0
     send_span_ns = float(obs.sent_ns[-1] - obs.sent_ns[0]) if events else 0.0
     behind_ms = np.maximum((obs.sent_ns - schedule_ns) / _NS_PER_MS, 0.0)
+    lag = lag_timeline(obs.sent_ns, _accounted_ns(obs), obs.start_ns, math.ceil(obs.duration_s))
     return {
         "rate_target": obs.rate,
         "throughput_eps": round(_per_second(int(decided_ms.size), span_ns), 1),
@@ -176,6 +226,8 @@ def summarise(obs: Observations) -> dict[str, Any]:
             "behind_schedule_ms": percentiles(behind_ms),
         },
         "timeline": by_second,
+        "lag_timeline": lag,
+        "lag_slope_eps": lag_slope(lag, obs.warmup_s),
     }
 
 
@@ -190,8 +242,9 @@ def _degraded(result: dict[str, Any]) -> str:
 
 
 def render_table(result: dict[str, Any]) -> Table:
-    """A one-screen view of the JSON: throughput, latency percentiles, counts, scorer."""
-    table = Table(title=f"fraudstream bench @ {result['rate_target']:,.0f} tx/s", show_lines=False)
+    """A one-screen view of the JSON: throughput, latency percentiles, counts, system."""
+    name = (result.get("system") or {}).get("name", "fraudstream")
+    table = Table(title=f"{name} bench @ {result['rate_target']:,.0f} tx/s", show_lines=False)
     table.add_column("measure")
     table.add_column("value", justify="right")
     latency, e2e = result["latency_ms"], result["e2e_us"]
@@ -209,15 +262,21 @@ def render_table(result: dict[str, Any]) -> Table:
         ("missing / duplicates", f"{result['missing']:,} / {result['duplicates']:,}"),
         ("degraded decisions", _degraded(result)),
         ("duration / warm-up discarded (s)", f"{result['duration_s']:g} / {result['warmup_s']:g}"),
+        ("backlog growth (tx/s per s)", _fmt(result.get("lag_slope_eps"))),
     ]  # fmt: skip
-    scorer = result.get("scorer") or {}
-    if scorer:
+    verdict = result.get("verdict")
+    if verdict is not None:
+        why = "; ".join(verdict["reasons"])
+        rows.append(("sustainable", "yes" if verdict["sustainable"] else f"no: {why}"))
+    system = result.get("system") or {}
+    if system:
         rss = " / ".join(
-            _fmt(scorer.get(key)) for key in ("rss_start_mib", "rss_mib", "rss_peak_mib")
+            _fmt(system.get(key)) for key in ("rss_start_mib", "rss_mib", "rss_peak_mib")
         )
-        rows.append(("scorer RSS start / end / peak (MiB)", rss))
-        rows.append(("scorer CPU (% of one core)", _fmt(scorer.get("cpu_percent"))))
-        rows.append(("scorer CPU per decision (µs)", _fmt(scorer.get("cpu_us_per_decision"))))
+        rows.append((f"{name} processes", str(system.get("processes", 1))))
+        rows.append((f"{name} RSS start / end / peak (MiB)", rss))
+        rows.append((f"{name} CPU (% of one core)", _fmt(system.get("cpu_percent"))))
+        rows.append((f"{name} CPU per decision (µs)", _fmt(system.get("cpu_us_per_decision"))))
     busy = result.get("busy_cores") or {}
     if busy.get("machine") is not None:
         rows.append(("cores busy: all / not ours", f"{busy['machine']:.2f} / {busy['other']:.2f}"))
@@ -227,3 +286,35 @@ def render_table(result: dict[str, Any]) -> Table:
     for name, value in rows:
         table.add_row(name, value)
     return table
+
+
+def render_sweep(document: dict[str, Any]) -> Table:
+    """The sweep on one screen: each system's limit, its latency there, and its memory."""
+    table = Table(title="fraudstream bench --sweep")
+    for column in ("system", "max sustainable tx/s", "first unsustainable", "p50 / p99 / p99.9 ms",
+                   "RSS MB", "runs", "search ended"):  # fmt: skip
+        table.add_column(
+            column, justify="left" if column in ("system", "search ended") else "right"
+        )
+    for name in ("fraudstream", "passthrough", "quix"):
+        entry = document.get(name)
+        if entry is None:
+            continue
+        best = entry["max_sustainable_eps"]
+        at = entry["latency_ms_at"].get(rate_key(best), {}) if best is not None else {}
+        latency = " / ".join(_fmt(at.get(key), 0) for key in ("p50", "p99", "p999"))
+        table.add_row(
+            name, _fmt(best, 0), _fmt(entry["first_unsustainable_eps"], 0), latency,
+            _fmt(entry["rss_mb"]), str(entry["runs"]), entry["stopped_because"],
+        )  # fmt: skip
+    per_user = (document.get("fraudstream") or {}).get("bytes_per_user")
+    if per_user is not None:
+        table.caption = (
+            f"fraudstream state: {per_user:,.0f} bytes per active user (1,000,000 users)"
+        )
+    return table
+
+
+def rate_key(rate: float) -> str:
+    """A rate as the sweep JSON's ``"<rate>"`` key: ``"2000"``, ``"2500.5"``."""
+    return str(int(rate)) if float(rate).is_integer() else f"{rate}"

@@ -1,39 +1,40 @@
-"""One benchmark run: servers, topics and scorer set up, load sent, decisions timed, cleanup.
+"""One benchmark run: servers, topics and system set up, load sent, decisions timed, cleanup.
 
-Everything the run starts (servers, scorer, topics) it also stops or deletes, and every
-wait is bounded: a scorer that falls behind or dies yields a report with the missing
-decisions counted, not a hung terminal.
+Everything the run starts (servers, system under test, topics, generators) it also stops
+or deletes, and every wait is bounded: a system that falls behind or dies yields a report
+with the missing decisions counted, not a hung terminal. A sweep runs many points inside
+one :func:`bench_servers` block, each a fresh system on fresh topics.
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
 import os
-import platform
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import orjson
-import psutil
 
 from streams.bench._collector import Collector
-from streams.bench._generator import GeneratorHandle, GeneratorPlan, start_generator
-from streams.bench._report import summarise, warmup_for
-from streams.bench._scorer import (
-    ResourceSampler,
-    ScorerProcess,
-    find_running_scorer,
-    start_scorer,
+from streams.bench._generator import (
+    GeneratorGroup,
+    GeneratorPlan,
+    Sent,
+    merge_reports,
+    start_generators,
 )
+from streams.bench._report import summarise, warmup_for
+from streams.bench._scorer import ResourceSampler, machine
+from streams.bench._systems import SYSTEMS, SystemProcess, find_running_scorer, start_system
 from streams.exceptions import InfraError
 from streams.settings import Settings
 
-__all__ = ["BenchConfig", "run_bench"]
+__all__ = ["BenchConfig", "bench_servers", "generators_for", "run_bench", "run_point"]
 
 Progress = Callable[[str], None]
 _PROBE_EVERY_S = 0.25
@@ -41,8 +42,10 @@ _PROBE_TIMEOUT_S = 120.0
 _TOPIC_TIMEOUT_S = 30.0
 #: librdkafka's informational lines (e.g. purged queues at close) would litter the table.
 _QUIET = {"log_level": 4}
-#: Exit codes of a scorer that stopped as asked (Ctrl-C handled, or killed by SIGINT).
+#: Exit codes of a system that stopped as asked (Ctrl-C handled, or killed by SIGINT).
 _CLEAN_EXITS = (0, 130, -2)
+#: Rate per generator process: a quarter of what one reached alone here (see the README).
+_EPS_PER_GENERATOR = 50_000
 
 
 def _quiet(_message: str) -> None:
@@ -51,7 +54,13 @@ def _quiet(_message: str) -> None:
 
 @dataclass(frozen=True)
 class BenchConfig:
-    """What to run: an offered ``rate`` for ``duration_s`` and how to set the stage."""
+    """What to run: an offered ``rate`` for ``duration_s`` and how to set the stage.
+
+    ``system`` is one of :data:`~streams.bench._systems.SYSTEMS`; ``processes`` is the
+    scorer's ``--processes``; ``generators`` ``None`` means one per 50,000 tx/s;
+    ``reuse_running`` lets a fraudstream run use a scorer already serving ``/readyz``
+    on ``FRAUD_METRICS_PORT`` (a sweep never does).
+    """
 
     rate: float
     duration_s: float
@@ -63,28 +72,25 @@ class BenchConfig:
     merchants: int = 1_000
     keep_servers: bool = False
     keep_topics: bool = False
+    system: str = "fraudstream"
+    processes: int = 1
+    generators: int | None = None
+    reuse_running: bool = True
 
 
-def _machine() -> dict[str, Any]:
-    """Where the figures come from: they mean little without the cores behind them."""
-    cpu = platform.processor() or platform.machine()
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    return {
-        "cores": os.cpu_count(),
-        "cpu": cpu,
-        "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-    }
+def generators_for(rate: float, requested: int | None = None) -> int:
+    """Generator processes for ``rate``: as asked, else one per 50,000 tx/s."""
+    if requested is not None:
+        return max(1, requested)
+    return max(1, math.ceil(rate / _EPS_PER_GENERATOR))
 
 
 @contextlib.contextmanager
-def _servers(settings: Settings, keep: bool, progress: Progress) -> Iterator[dict[str, int]]:
-    """Start the local servers that are not running; stop those (only) at the end."""
+def bench_servers(settings: Settings, keep: bool, progress: Progress) -> Iterator[dict[str, int]]:
+    """Start the local servers that are not running; stop those (only) at the end.
+
+    Yields the pids of the local servers by name (for CPU accounting).
+    """
     from streams.infra import LocalKafka, LocalRedis, infra_up
 
     local: list[LocalKafka | LocalRedis] = []
@@ -151,93 +157,113 @@ def _leaders_known(admin: Any, names: list[str], partitions: int) -> bool:
     return True
 
 
-def _probe_until_decided(settings: Settings, topic: str, collector: Collector) -> int:
-    """Send probe transactions until the scorer decides one; returns how many were sent.
+def _partitions(producer: Any, topic: str) -> int:
+    found = producer.list_topics(topic, timeout=10).topics.get(topic)
+    if found is None or found.error is not None or not found.partitions:
+        raise InfraError(f"topic {topic!r} does not exist")
+    return len(found.partitions)
 
-    Proves the scorer reads the run's topics, and gets its lazy start-up (model load,
-    Redis connection, first fetch) out of the way before the clock starts.
+
+def _probe_until_decided(settings: Settings, topic: str, collector: Collector) -> int:
+    """Send probe transactions until one from every partition is decided; returns how many.
+
+    Proves the system reads every partition of the run's topic (with several scorer
+    processes, each its own share), and gets its lazy start-up (model load, Redis
+    connection, first fetch, group assignment) out of the way before the clock starts.
+    Probe ``n`` goes to partition ``n % partitions``.
     """
     from confluent_kafka import Producer
 
+    producer = Producer(settings.producer_config(**_QUIET))
+    partitions = _partitions(producer, topic)
     prefix = f"bench-probe-{uuid.uuid4().hex[:12]}-"
     collector.expect_probes(prefix)
-    producer = Producer(settings.producer_config(**_QUIET))
     deadline = time.monotonic() + _PROBE_TIMEOUT_S
     sent = 0
-    while collector.probes_decided == 0:
+
+    def answered() -> bool:
+        return len({number % partitions for number in collector.probes}) == partitions
+
+    while not answered():
         if time.monotonic() > deadline:
             raise InfraError(
-                f"the scorer decided none of {sent} probe transactions on {topic!r} "
-                f"within {_PROBE_TIMEOUT_S:.0f}s: is it reading that topic?"
+                f"the system decided {collector.probes_decided} of {sent} probe transactions "
+                f"on {topic!r} within {_PROBE_TIMEOUT_S:.0f}s, not one from each of its "
+                f"{partitions} partitions: is it reading that topic?"
             )
-        payload = {
-            "tx_id": f"{prefix}{sent}",
-            "user_id": "bench-probe",
-            "merchant_id": "bench-probe",
-            "amount": "1.00",
-            "currency": "EUR",
-            "event_time": time.time_ns() // 1_000_000,
-            "schema_version": 1,
-        }
-        producer.produce(topic, orjson.dumps(payload), b"bench-probe")
+        for partition in range(partitions):
+            payload = {
+                "tx_id": f"{prefix}{sent}",
+                "user_id": "bench-probe",
+                "merchant_id": "bench-probe",
+                "amount": "1.00",
+                "currency": "EUR",
+                "event_time": time.time_ns() // 1_000_000,
+                "schema_version": 1,
+            }
+            producer.produce(topic, orjson.dumps(payload), b"bench-probe", partition=partition)
+            sent += 1
         producer.flush(5)
-        sent += 1
         until = time.monotonic() + _PROBE_EVERY_S
-        while time.monotonic() < until and collector.probes_decided == 0:
+        while time.monotonic() < until and not answered():
             collector.pump(0.05)
     return sent
 
 
-def _stop_scorer(scorer: ScorerProcess, progress: Progress) -> None:
-    """Stop the scorer started here; keep its log only if it did not stop cleanly."""
+def _stop_system(system: SystemProcess, progress: Progress) -> None:
+    """Stop the system started here; keep its log only if it did not stop cleanly."""
     started = time.monotonic()
-    code = scorer.stop()
-    if code in _CLEAN_EXITS and scorer.log_path is not None:
-        scorer.log_path.unlink(missing_ok=True)
-        progress(f"scorer stopped in {time.monotonic() - started:.1f}s")
+    code = system.stop()
+    if code in _CLEAN_EXITS and system.log_path is not None:
+        system.log_path.unlink(missing_ok=True)
+        progress(f"{system.name} stopped in {time.monotonic() - started:.1f}s")
     else:
-        progress(f"scorer exited with code {code}; its log is {scorer.log_path}")
+        progress(f"{system.name} exited with code {code}; its log is {system.log_path}")
 
 
 def _drive(
     settings: Settings,
-    generator: GeneratorHandle,
+    generators: GeneratorGroup,
     collector: Collector,
     sampler: ResourceSampler,
-    scorer: ScorerProcess,
+    system: SystemProcess,
     plan: GeneratorPlan,
     drain_timeout_s: float,
-) -> tuple[Any, float]:
+) -> tuple[Sent, float]:
     """Collect until every delivered record is accounted for or the drain time is up."""
     hard_stop = time.monotonic() + plan.deadline_s + drain_timeout_s + 60.0
     drain_until: float | None = None
     drain_started = 0.0
+    sent: Sent | None = None
     while True:
         collector.pump(0.05)
         sampler.sample()
-        report = generator.poll_done()
+        if sent is None and (reports := generators.poll_done()) is not None:
+            sent = merge_reports(reports, plan.events)
         now = time.monotonic()
-        if report is not None:
+        if sent is not None:
             if drain_until is None:
                 drain_until = now + drain_timeout_s
                 drain_started = now
-            if collector.accounted >= report.delivered or now > drain_until:
-                return report, now - drain_started
-        scorer.check_alive(settings.metrics_host)
+            if collector.accounted >= sent.delivered or now > drain_until:
+                return sent, now - drain_started
+        system.check_alive(settings.metrics_host)
         if now > hard_stop:
-            raise InfraError("the generator did not finish; aborting the run")
+            raise InfraError("the generators did not finish; aborting the run")
 
 
-def _scorer_section(
-    scorer: ScorerProcess, sampler: ResourceSampler, handled: int
+def _system_section(
+    system: SystemProcess, sampler: ResourceSampler, handled: int
 ) -> dict[str, Any]:
-    """The scorer's identity and footprint; CPU per decision is the figure that scales."""
-    usage = sampler.summary().get("scorer", {})
+    """The system's identity and footprint; CPU per decision is the figure that scales."""
+    usage = sampler.summary().get(system.name, {})
     cpu_seconds = usage.get("cpu_seconds")
     return {
-        "started_here": scorer.started_here,
-        "pid": scorer.pid,
-        "metrics_port": scorer.metrics_port,
+        "name": system.name,
+        "started_here": system.started_here,
+        "pid": system.pid,
+        "processes": system.processes,
+        "metrics_ports": list(system.metrics_ports),
         **usage,
         "cpu_us_per_decision": (
             round(cpu_seconds / handled * 1e6, 1) if cpu_seconds and handled else None
@@ -245,35 +271,58 @@ def _scorer_section(
     }
 
 
-def run_bench(
-    settings: Settings, config: BenchConfig, on_progress: Progress = _quiet
-) -> dict[str, Any]:
-    """Run one benchmark and return its JSON document (see benchmarks/README.md)."""
-    warmup_s = warmup_for(config.duration_s, config.warmup_s)
-    started_at = datetime.now(tz=UTC).isoformat(timespec="seconds")
-    with contextlib.ExitStack() as stack:
-        server_pids = stack.enter_context(_servers(settings, config.keep_servers, on_progress))
-        scorer = find_running_scorer(settings)
-        if scorer is not None:
-            on_progress(f"using the scorer already running (metrics port {scorer.metrics_port})")
-            topics = {
+def _system(
+    settings: Settings, config: BenchConfig, stack: contextlib.ExitStack, progress: Progress
+) -> tuple[SystemProcess, dict[str, str]]:
+    """The system under test and its topics: a running scorer's, or fresh ones."""
+    if config.system not in SYSTEMS:
+        raise InfraError(f"unknown system {config.system!r}: choose from {', '.join(SYSTEMS)}")
+    if config.system == "fraudstream" and config.reuse_running:
+        running = find_running_scorer(settings)
+        if running is not None:
+            progress(f"using the scorer already running (metrics port {running.metrics_ports[0]})")
+            return running, {
                 "transactions": settings.topic_transactions,
                 "decisions": settings.topic_decisions,
                 "dlq": settings.topic_dlq,
             }
-        else:
-            topics = stack.enter_context(
-                _fresh_topics(settings, config.partitions, config.keep_topics, on_progress)
-            )
-            log_path = settings.state_dir / "bench" / f"scorer-{topics['transactions']}.log"
-            on_progress(f"starting a scorer (log: {log_path})")
-            scorer = start_scorer(settings, topics, log_path)
-            stack.callback(_stop_scorer, scorer, on_progress)
-        collector = Collector(settings, topics["decisions"], topics["dlq"])
-        stack.callback(collector.close)
-        probes = _probe_until_decided(settings, topics["transactions"], collector)
-        on_progress(f"scorer is deciding (after {probes} probe(s)); sending for "
-                    f"{config.duration_s:g}s at {config.rate:,.0f} tx/s")  # fmt: skip
+    topics = stack.enter_context(
+        _fresh_topics(settings, config.partitions, config.keep_topics, progress)
+    )
+    log_path = settings.state_dir / "bench" / f"{config.system}-{topics['transactions']}.log"
+    processes = f" with {config.processes} processes" if config.processes > 1 else ""
+    progress(f"starting {config.system}{processes} (log: {log_path})")
+    system = start_system(
+        config.system,
+        settings,
+        topics,
+        log_path,
+        processes=config.processes,
+        on_progress=progress,
+    )
+    stack.callback(_stop_system, system, progress)
+    return system, topics
+
+
+def run_bench(
+    settings: Settings, config: BenchConfig, on_progress: Progress = _quiet
+) -> dict[str, Any]:
+    """Run one benchmark and return its JSON document (see benchmarks/README.md)."""
+    with bench_servers(settings, config.keep_servers, on_progress) as server_pids:
+        return run_point(settings, config, server_pids, on_progress)
+
+
+def run_point(
+    settings: Settings,
+    config: BenchConfig,
+    server_pids: dict[str, int],
+    on_progress: Progress = _quiet,
+) -> dict[str, Any]:
+    """One run with the servers already up (``server_pids`` from :func:`bench_servers`)."""
+    warmup_s = warmup_for(config.duration_s, config.warmup_s)
+    started_at = datetime.now(tz=UTC).isoformat(timespec="seconds")
+    with contextlib.ExitStack() as stack:
+        system, topics = _system(settings, config, stack, on_progress)
         plan = GeneratorPlan(
             topic=topics["transactions"],
             rate=config.rate,
@@ -281,20 +330,29 @@ def run_bench(
             seed=config.seed,
             users=config.users,
             merchants=config.merchants,
+            generators=generators_for(config.rate, config.generators),
+            run_id=uuid.uuid4().hex[:12],
         )
-        generator = start_generator(plan)
-        stack.callback(generator.stop)
+        generators = start_generators(plan)  # they encode while the system starts up
+        stack.callback(generators.stop)
+        collector = Collector(settings, topics["decisions"], topics["dlq"])
+        stack.callback(collector.close)
+        probes = _probe_until_decided(settings, topics["transactions"], collector)
+        prefixes = generators.wait_ready()
+        on_progress(f"{system.name} is deciding (after {probes} probes); sending for "
+                    f"{config.duration_s:g}s at {config.rate:,.0f} tx/s from "
+                    f"{plan.generators} generator(s)")  # fmt: skip
         sampler = ResourceSampler()
-        sampler.watch("scorer", scorer.pid, children=True)
+        sampler.watch(system.name, system.pid, children=True)
         for name, pid in server_pids.items():
             sampler.watch(name, pid)
-        sampler.watch("generator", generator.pid)
+        sampler.watch("generator", generators.pids)
         sampler.watch("bench", os.getpid())
-        prefix = generator.wait_ready()
-        collector.expect(prefix, plan.events)
+        collector.expect(prefixes, plan.events)
         sampler.start_window()
-        report, drained_in = _drive(
-            settings, generator, collector, sampler, scorer, plan, config.drain_timeout_s
+        generators.go()
+        sent, drained_in = _drive(
+            settings, generators, collector, sampler, system, plan, config.drain_timeout_s
         )
         sampler.end_window()
         sampler.sample(force=True)
@@ -302,23 +360,29 @@ def run_bench(
             rate=config.rate,
             duration_s=config.duration_s,
             warmup_s=warmup_s,
-            start_ns=report.start_ns,
-            sent_ns=report.sent_ns,
-            delivered=report.delivered,
-            failed=report.failed,
+            start_ns=sent.start_ns,
+            sent_ns=sent.sent_ns,
+            delivered=sent.delivered,
+            failed=sent.failed,
         )
         result = summarise(observations)
-        result["generator"] |= {"undelivered": report.undelivered, "errors": report.errors}
+        result["generator"] |= {
+            "processes": plan.generators,
+            "each": sent.each,
+            "undelivered": sent.undelivered,
+            "sent_after_a_missed_slot": sent.beyond,
+            "errors": sent.errors,
+        }
         result |= {
             "drain_s": round(drained_in, 2),
             "drain_timeout_s": config.drain_timeout_s,
-            "scorer": _scorer_section(scorer, sampler, result["decisions"] + result["dlq"]),
+            "system": _system_section(system, sampler, result["decisions"] + result["dlq"]),
             "processes": sampler.summary(),
             "busy_cores": sampler.busy_cores(),
             "topics": topics,
             "partitions": collector.partitions,
             "foreign_records": collector.foreign,
             "started_at": started_at,
-            "machine": _machine(),
+            "machine": machine(),
         }
     return result

@@ -1,19 +1,14 @@
-"""The scorer under test: found already running, or started here and stopped afterwards.
+"""CPU and memory of the processes of a run: system under test, broker, Redis, generators.
 
-Also samples CPU and memory of the processes involved (scorer, broker, Redis, generator,
-bench): on a small machine they share the cores, and a throughput figure means little
-without knowing who used them.
+On a small machine they all share the cores, and a throughput figure means little
+without knowing who used them. (The systems themselves live in ``_systems.py``.)
 """
 
 from __future__ import annotations
 
 import contextlib
-import http.client
 import os
-import signal
-import socket
-import subprocess
-import sys
+import platform
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,161 +16,26 @@ from typing import Any
 
 import psutil
 
-from streams.exceptions import InfraError
-from streams.settings import Settings
-
-__all__ = ["ResourceSampler", "ScorerProcess", "find_running_scorer", "start_scorer"]
+__all__ = ["ResourceSampler", "machine"]
 
 _MIB = 1024 * 1024
-_READY_POLL_S = 0.2
-_STOP_TIMEOUT_S = 20.0
-#: A started scorer caches each decision in Redis; a short TTL keeps repeated benchmark
-#: runs from filling the local Redis for a week.
-_BENCH_DECISION_TTL_S = 900
 
 
-def _log_tail(path: Path | None, lines: int = 30) -> str:
-    if path is None:
-        return ""
-    try:
-        text = path.read_bytes()[-16_384:].decode("utf-8", errors="replace")
-    except OSError:
-        return f"(no log at {path})"
-    return "\n".join(text.splitlines()[-lines:])
-
-
-def readiness(host: str, port: int, timeout_s: float = 1.0) -> int | None:
-    """HTTP status of ``/readyz`` (200 ready, 503 starting), ``None`` if nothing answers."""
-    connection = http.client.HTTPConnection(host, port, timeout=timeout_s)
-    try:
-        connection.request("GET", "/readyz")
-        return connection.getresponse().status
-    except OSError:
-        return None
-    finally:
-        connection.close()
-
-
-def _free_port(host: str) -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind((host, 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
-def _listening_pid(port: int) -> int | None:
-    """The process listening on ``port`` (for RSS), if this user may see it."""
-    try:
-        connections = psutil.net_connections(kind="tcp")
-    except (psutil.AccessDenied, OSError):
-        return None
-    for connection in connections:
-        if (
-            connection.status == psutil.CONN_LISTEN
-            and connection.laddr
-            and connection.laddr.port == port
-        ):
-            pid: int | None = connection.pid
-            return pid
-    return None
-
-
-@dataclass
-class ScorerProcess:
-    """A scorer serving ``/readyz`` on ``metrics_port``; ``popen`` is set if started here."""
-
-    metrics_port: int
-    pid: int | None
-    popen: subprocess.Popen[bytes] | None = None
-    log_path: Path | None = None
-    _checked_at: float = 0.0
-
-    @property
-    def started_here(self) -> bool:
-        """Only a scorer this bench started is stopped by it."""
-        return self.popen is not None
-
-    def check_alive(self, host: str) -> None:
-        """Fail loudly if the scorer has gone: with its log's tail if started here.
-
-        A scorer found running belongs to someone else and may be stopped mid-run; its
-        ``/readyz`` is asked at most once a second.
-        """
-        if self.popen is not None:
-            if self.popen.poll() is not None:
-                tail = _log_tail(self.log_path)
-                raise InfraError(f"the scorer exited with code {self.popen.returncode}:\n{tail}")
-            return
-        now = time.monotonic()
-        if now - self._checked_at < 1.0:
-            return
-        self._checked_at = now
-        if readiness(host, self.metrics_port) != 200:
-            raise InfraError(f"the scorer on metrics port {self.metrics_port} stopped mid-run")
-
-    def stop(self) -> int | None:
-        """Interrupt the scorer started here (Ctrl-C, then SIGTERM, then SIGKILL)."""
-        if self.popen is None:
-            return None
-        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGKILL):
-            if self.popen.poll() is not None:
+def machine() -> dict[str, Any]:
+    """Where the figures come from: they mean little without the cores behind them."""
+    cpu = platform.processor() or platform.machine()
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
                 break
-            self.popen.send_signal(signum)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self.popen.wait(_STOP_TIMEOUT_S)
-        return self.popen.poll()
-
-
-def find_running_scorer(settings: Settings, timeout_s: float = 30.0) -> ScorerProcess | None:
-    """The scorer already serving on the default metrics port, waiting while it starts."""
-    host, port = settings.metrics_host, settings.metrics_port
-    deadline = time.monotonic() + timeout_s
-    status = readiness(host, port)
-    while status == 503 and time.monotonic() < deadline:
-        time.sleep(_READY_POLL_S)
-        status = readiness(host, port)
-    if status is None:
-        return None
-    if status != 200:
-        raise InfraError(f"a scorer on port {port} answers /readyz with {status}")
-    return ScorerProcess(metrics_port=port, pid=_listening_pid(port))
-
-
-def start_scorer(settings: Settings, topics: dict[str, str], log_path: Path) -> ScorerProcess:
-    """Run ``fraudstream score`` on ``topics`` with its metrics on a free port; wait for it.
-
-    ``topics`` maps ``transactions`` / ``decisions`` / ``dlq`` to the run's topic names.
-    """
-    port = _free_port(settings.metrics_host)
-    env = os.environ | {
-        "FRAUD_TOPIC_TRANSACTIONS": topics["transactions"],
-        "FRAUD_TOPIC_DECISIONS": topics["decisions"],
-        "FRAUD_TOPIC_DLQ": topics["dlq"],
-        "FRAUD_METRICS_PORT": str(port),
-        "FRAUD_DECISION_TTL_S": str(_BENCH_DECISION_TTL_S),
+    return {
+        "cores": os.cpu_count(),
+        "cpu": cpu,
+        "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
     }
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    with log_path.open("wb") as log:
-        popen = subprocess.Popen(
-            [sys.executable, "-m", "streams.cli", "score"],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-        )
-    scorer = ScorerProcess(metrics_port=port, pid=popen.pid, popen=popen, log_path=log_path)
-    deadline = time.monotonic() + settings.startup_timeout_s
-    while readiness(settings.metrics_host, port) != 200:
-        try:
-            scorer.check_alive(settings.metrics_host)
-        except InfraError:
-            scorer.stop()
-            raise
-        if time.monotonic() > deadline:
-            scorer.stop()
-            raise InfraError(f"the scorer was not ready within {settings.startup_timeout_s:.0f}s")
-        time.sleep(_READY_POLL_S)
-    return scorer
 
 
 def _mib(size: int) -> float | None:
@@ -184,7 +44,7 @@ def _mib(size: int) -> float | None:
 
 @dataclass
 class _Usage:
-    process: Any
+    processes: list[Any]
     children: bool
     cpu_start: float = 0.0
     cpu_end: float = 0.0
@@ -203,24 +63,35 @@ class ResourceSampler:
     _system_busy: list[float] = field(default_factory=list)
     _last_sample: float = 0.0
 
-    def watch(self, name: str, pid: int | None, *, children: bool = False) -> None:
-        """Add a process (and its children); unknown or vanished pids are skipped.
+    def watch(
+        self, name: str, pids: int | list[int | None] | None, *, children: bool = False
+    ) -> None:
+        """Add processes under one name (summed), with their children if ``children``.
 
-        Only the scorer wants ``children`` (a multi-process scorer is a supervisor with
-        one child per process); the bench's own children are the scorer and the
-        generator, which are watched on their own and must not be counted twice.
+        Unknown or vanished pids are skipped. Only the system under test wants
+        ``children`` (a multi-process scorer is a supervisor with one child per
+        process); the bench's own children are the system and the generators, which
+        are watched on their own and must not be counted twice.
         """
-        if pid is None:
-            return
-        with contextlib.suppress(psutil.Error):
-            self._usage[name] = _Usage(psutil.Process(pid), children)
+        wanted = pids if isinstance(pids, list) else [pids]
+        processes = []
+        for pid in wanted:
+            if pid is not None:
+                with contextlib.suppress(psutil.Error):
+                    processes.append(psutil.Process(pid))
+        if processes:
+            self._usage[name] = _Usage(processes, children)
 
     @staticmethod
     def _tree(usage: _Usage) -> list[Any]:
-        if usage.children:
+        if not usage.children:
+            return usage.processes
+        tree = []
+        for process in usage.processes:
+            tree.append(process)
             with contextlib.suppress(psutil.Error):
-                return [usage.process, *usage.process.children(recursive=True)]
-        return [usage.process]
+                tree.extend(process.children(recursive=True))
+        return tree
 
     def _cpu(self, usage: _Usage) -> float:
         total = 0.0

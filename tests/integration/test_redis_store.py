@@ -109,23 +109,30 @@ def test_cached_decisions_are_fetched_in_one_call(servers: Settings, prefix: str
     ]
 
 
-class _CountingPipelines:
-    """Wraps a client's pipelines to count round trips (executes)."""
+class _CountingRoundTrips:
+    """Wraps a client to count its round trips: commands, pipelines and script calls."""
 
-    def __init__(self, client: redis.Redis) -> None:
-        self.executes = 0
-        self._make = client.pipeline
+    def __init__(self, client: redis.Redis, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.count = 0
+        command, pipeline = client.execute_command, client.pipeline
 
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        pipe = self._make(*args, **kwargs)
-        run = pipe.execute
+        def execute_command(*args: Any, **kwargs: Any) -> Any:
+            self.count += 1
+            return command(*args, **kwargs)
 
-        def execute(*a: Any, **k: Any) -> Any:
-            self.executes += 1
-            return run(*a, **k)
+        def make_pipeline(*args: Any, **kwargs: Any) -> Any:
+            pipe = pipeline(*args, **kwargs)
+            run = pipe.execute
 
-        pipe.execute = execute  # type: ignore[method-assign]
-        return pipe
+            def execute(*a: Any, **k: Any) -> Any:
+                self.count += 1
+                return run(*a, **k)
+
+            pipe.execute = execute  # type: ignore[method-assign]
+            return pipe
+
+        monkeypatch.setattr(client, "execute_command", execute_command)
+        monkeypatch.setattr(client, "pipeline", make_pipeline)
 
 
 def test_merchant_records_are_read_at_each_transactions_event_time(
@@ -149,10 +156,10 @@ def test_merchant_records_are_read_at_each_transactions_event_time(
         _tx("u4", "m-unknown", at=now),
         _tx("u5", "m-garbage", at=now),
     ]
-    pipelines = _CountingPipelines(store.client)
-    monkeypatch.setattr(store.client, "pipeline", pipelines)
+    store.enrich(batch)  # loads the script once (SCRIPT LOAD on the first NOSCRIPT)
+    round_trips = _CountingRoundTrips(store.client, monkeypatch)
     enrichment = store.enrich(batch)
-    assert pipelines.executes == 1
+    assert round_trips.count == 1
     assert enrichment.degraded_cause is None
     assert enrichment.merchant_labels.shape == (5, WIDTH)
     for row, tx in enumerate(batch[:3]):

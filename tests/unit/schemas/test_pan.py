@@ -1,3 +1,5 @@
+import orjson
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -53,3 +55,49 @@ def test_bytes_redaction_works_on_invalid_utf8():
     raw = b"\xff\xfe" + VISA.encode() + b"\xff"
     assert VISA.encode() not in redact_pans_bytes(raw)
     assert redact_pans_bytes(raw).startswith(b"\xff\xfe")
+
+
+# -- the whole-message prefilter of the decoder --------------------------------------------
+
+_VISA = "4111111111111111"
+
+
+@given(
+    st.dictionaries(
+        st.one_of(st.text(max_size=8), st.sampled_from(["event_time", "labeled_at", "x"])),
+        st.one_of(
+            st.text(alphabet="0123456789 -abc", max_size=40),
+            st.integers(min_value=0, max_value=10**19),
+            st.just(_VISA),
+            st.just(f"ref {_VISA[:4]} {_VISA[4:8]} {_VISA[8:12]} {_VISA[12:]}"),
+        ),
+        max_size=6,
+    )
+)
+def test_prefilter_never_misses_what_the_per_field_scan_finds(data: dict[str, object]) -> None:
+    from schemas._pan import data_holds_pan, raw_may_hold_pan
+
+    if data_holds_pan(data):
+        assert raw_may_hold_pan(orjson.dumps(data))
+
+
+def test_prefilter_passes_ordinary_transactions_and_flags_escapes() -> None:
+    from schemas._pan import raw_may_hold_pan
+
+    ordinary = b'{"tx_id":"bench-1f2e-n12","amount":"12.30","event_time":1764000000001}'
+    assert not raw_may_hold_pan(ordinary)
+    assert raw_may_hold_pan(b'{"tx_id":"' + _VISA.encode() + b'"}')
+    # Digits spelled as JSON escapes are invisible to the regex: always checked per field.
+    assert raw_may_hold_pan(b'{"note":"\\u0034111111111111111"}')
+
+
+def test_a_pan_spelled_with_json_escapes_is_still_refused() -> None:
+    from schemas import PanDetectedError, decode_transaction
+
+    escaped = "".join(f"\\u{ord(c):04x}" for c in _VISA)
+    raw = (
+        '{"tx_id":"t1","user_id":"u1","merchant_id":"m1","amount":"1.00",'
+        f'"event_time":1764000000000,"device_id":"{escaped}"}}'
+    ).encode()
+    with pytest.raises(PanDetectedError):
+        decode_transaction(raw)

@@ -15,6 +15,8 @@ from tests.unit.operators.velocity._streams import DAY, HOUR, LATENESS, MINUTE, 
 LATENESS_MS = 5 * MINUTE
 #: Memory budget per typical user (5 tx/day for 30 days); the later target is 1 KB.
 USER_BYTES_BUDGET = 4096
+#: A new user (a few events within the hour) holds no archive and no month cache yet.
+NEW_USER_BYTES_BUDGET = 1700
 
 
 def typical_user_month(user: str = "u1") -> list[VelocityEvent]:
@@ -46,6 +48,16 @@ def test_a_typical_user_fits_the_memory_budget() -> None:
     print(f"typical user: {in_memory} B in memory, {pickled} B pickled")  # for the report
     assert in_memory <= USER_BYTES_BUDGET
     assert pickled <= in_memory
+
+
+def test_a_new_user_holds_only_what_their_few_events_need() -> None:
+    state = UserVelocity(LATENESS_MS)
+    for k in range(3):
+        at = START + 20 * k * MINUTE
+        state.update(VelocityEvent(f"n{k}", at, 12.5 + k, "m1", "u1", "FR", 48.0, 2.0))
+    in_memory = state.approx_bytes()
+    print(f"new user: {in_memory} B in memory")  # for the report
+    assert in_memory <= NEW_USER_BYTES_BUDGET
 
 
 def test_a_long_gap_prunes_the_state_and_makes_it_idle() -> None:

@@ -8,7 +8,17 @@ import numpy as np
 import pytest
 from rich.console import Console
 
-from streams.bench._report import Observations, percentiles, render_table, summarise, warmup_for
+from streams.bench._report import (
+    Observations,
+    lag_slope,
+    lag_timeline,
+    percentiles,
+    rate_key,
+    render_sweep,
+    render_table,
+    summarise,
+    warmup_for,
+)
 
 MS = 1_000_000
 START_NS = 1_800_000_000_000_000_000
@@ -44,6 +54,7 @@ def observations(
         received_ns=np.asarray(received, dtype=np.int64),
         decision_cause=np.asarray(cause, dtype=np.str_),
         dlq_index=np.asarray(sorted(dlq), dtype=np.int64),
+        dlq_received_ns=np.asarray([int(sent_ns[i]) + 3 * MS for i in sorted(dlq)], dtype=np.int64),
         delivered=events,
     )
 
@@ -156,7 +167,10 @@ def test_a_run_without_any_decision_still_summarises():
 def test_the_table_shows_the_headline_figures():
     result = summarise(observations(latency_ms=7)) | {
         "machine": {"cores": 2, "cpu": "Test CPU"},
-        "scorer": {
+        "verdict": {"sustainable": False, "reasons": ["p99 70 > 50 ms"]},
+        "system": {
+            "name": "quix",
+            "processes": 1,
             "rss_start_mib": 200.0,
             "rss_mib": 210.5,
             "rss_peak_mib": 220.0,
@@ -173,6 +187,8 @@ def test_the_table_shows_the_headline_figures():
     assert "200.0 / 210.5 / 220.0" in text
     assert "310.0" in text
     assert "Test CPU" in text
+    assert "quix bench @ 100 tx/s" in text
+    assert "no: p99 70 > 50 ms" in text
 
 
 def test_the_timeline_shows_a_stall_in_the_second_it_happened_warm_up_included():
@@ -191,3 +207,77 @@ def test_the_timeline_shows_a_stall_in_the_second_it_happened_warm_up_included()
 def test_a_second_without_decisions_has_no_latency():
     rows = summarise(observations(skip=frozenset(range(300, 400))))["timeline"]
     assert rows[3] == {"s": 3, "decisions": 0, "p50": None, "p99": None, "max": None}
+
+
+def test_the_backlog_of_a_system_that_keeps_up_is_what_is_in_flight():
+    result = summarise(observations(rate=100.0, duration_s=10.0, latency_ms=5))
+    rows = result["lag_timeline"]
+    assert [row["s"] for row in rows] == list(range(10))
+    assert all(row["sent"] == 100 * (row["s"] + 1) for row in rows)
+    # the decision of the last transaction of each second is read 7.5 ms into the next
+    assert all(row["backlog"] == 1 for row in rows)
+    assert result["lag_slope_eps"] == 0.0
+
+
+def test_the_backlog_of_a_system_that_falls_behind_grows_at_the_shortfall():
+    obs = observations(rate=100.0, duration_s=10.0, warmup_s=2.0)
+    # read back at 60/s: 40 more transactions wait every second
+    obs.received_ns[:] = START_NS + np.arange(1, 1001, dtype=np.int64) * (1_000_000_000 // 60)
+    result = summarise(obs)
+    assert result["lag_slope_eps"] == pytest.approx(40.0, abs=1.0)
+    backlog = [row["backlog"] for row in result["lag_timeline"]]
+    assert backlog == sorted(backlog)
+    assert backlog[-1] == pytest.approx(400, abs=2)
+
+
+def test_dead_letters_are_accounted_like_decisions():
+    result = summarise(observations(dlq=frozenset(range(100, 200))))
+    assert all(row["backlog"] <= 1 for row in result["lag_timeline"])
+
+
+def test_lag_timeline_counts_at_the_end_of_each_second():
+    sent = np.asarray([0, 500, 999_999_999, 1_000_000_000, 1_500_000_000], dtype=np.int64)
+    accounted = np.asarray([10, 1_700_000_000], dtype=np.int64)
+    assert lag_timeline(sent, accounted, start_ns=0, seconds=2) == [
+        {"s": 0, "sent": 4, "accounted": 1, "backlog": 3},
+        {"s": 1, "sent": 5, "accounted": 2, "backlog": 3},
+    ]
+
+
+def test_lag_slope_fits_only_the_measured_seconds():
+    rows = [{"s": s, "backlog": 1000 if s < 2 else 10 + 5 * s} for s in range(10)]
+    assert lag_slope(rows, from_s=2.0) == pytest.approx(5.0)
+    assert lag_slope(rows, from_s=1.5) == pytest.approx(5.0)  # second 1 is partly warm-up
+    assert lag_slope(rows, from_s=0.0) < 0
+
+
+def test_lag_slope_needs_two_seconds():
+    rows = [{"s": s, "backlog": s} for s in range(3)]
+    assert lag_slope(rows, from_s=2.0) is None
+    assert lag_slope([], from_s=0.0) is None
+
+
+def test_rate_keys_are_plain_numbers():
+    assert rate_key(2000.0) == "2000"
+    assert rate_key(1_000_000.0) == "1000000"
+    assert rate_key(2500.5) == "2500.5"
+
+
+def test_the_sweep_table_shows_each_systems_limit_and_latency_there():
+    document = {
+        "fraudstream": {"max_sustainable_eps": 2000.0, "first_unsustainable_eps": 4000.0,
+                        "latency_ms_at": {"2000": {"p50": 12.0, "p99": 41.0, "p999": 48.0}},
+                        "rss_mb": 320.5, "runs": 5, "stopped_because": "boundary found",
+                        "bytes_per_user": 812.0},
+        "quix": {"max_sustainable_eps": None, "first_unsustainable_eps": 1000.0,
+                 "latency_ms_at": {}, "rss_mb": None, "runs": 3,
+                 "stopped_because": "no sustainable rate found"},
+    }  # fmt: skip
+    console = Console(record=True, width=160)
+    console.print(render_sweep(document))
+    text = console.export_text()
+    assert "12 / 41 / 48" in text
+    assert "320.5" in text
+    assert "no sustainable rate found" in text
+    assert "812 bytes per active user" in text
+    assert "passthrough" not in text
