@@ -12,6 +12,7 @@ import itertools
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
+from types import SimpleNamespace
 from typing import Any
 
 import orjson
@@ -22,6 +23,8 @@ __all__ = [
     "MALFORMED_KINDS",
     "TEST_PAN",
     "FakeClock",
+    "FakeConsumer",
+    "FakeMessage",
     "RecordingDriftSink",
     "decision_payload",
     "kafka_error",
@@ -210,3 +213,50 @@ def label_payload(
     }
     payload.update(overrides)
     return payload
+
+
+class FakeMessage:
+    """A confluent-kafka ``Message`` as a consumer returns it: topic, value, CreateTime."""
+
+    def __init__(self, topic: str, value: bytes, timestamp_ms: int) -> None:
+        self._topic, self._value, self._timestamp_ms = topic, value, timestamp_ms
+
+    def error(self) -> None:
+        return None
+
+    def topic(self) -> str:
+        return self._topic
+
+    def value(self) -> bytes:
+        return self._value
+
+    def timestamp(self) -> tuple[int, int]:
+        return 1, self._timestamp_ms
+
+
+class FakeConsumer:
+    """A confluent-kafka ``Consumer`` for the bench's collector: two empty partitions per
+    topic; hands out what the test queued, then nothing."""
+
+    def __init__(self, _config: dict[str, object]) -> None:
+        self.queued: list[FakeMessage] = []
+
+    def list_topics(self, topic: str, timeout: float) -> SimpleNamespace:
+        partitions = {0: None, 1: None}
+        return SimpleNamespace(topics={topic: SimpleNamespace(error=None, partitions=partitions)})
+
+    def get_watermark_offsets(self, _partition: object, timeout: float) -> tuple[int, int]:
+        return 0, 0
+
+    def assign(self, _partitions: object) -> None:
+        return None
+
+    def poll(self, _timeout: float) -> FakeMessage | None:
+        return self.queued.pop(0) if self.queued else None
+
+    def consume(self, _count: int, _timeout: float) -> list[FakeMessage]:
+        taken, self.queued = self.queued, []
+        return taken
+
+    def close(self) -> None:
+        return None

@@ -29,7 +29,7 @@ from streams.bench._generator import (
     start_generators,
 )
 from streams.bench._report import summarise, warmup_for
-from streams.bench._scorer import ResourceSampler, machine
+from streams.bench._resources import ResourceSampler, machine
 from streams.bench._systems import SYSTEMS, SystemProcess, find_running_scorer, start_system
 from streams.exceptions import InfraError
 from streams.settings import Settings

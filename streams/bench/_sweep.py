@@ -18,8 +18,8 @@ from typing import Any
 
 from schemas.exceptions import FraudstreamError
 from streams.bench._report import rate_key
+from streams.bench._resources import machine
 from streams.bench._run import BenchConfig, bench_servers, run_point
-from streams.bench._scorer import machine
 from streams.bench._systems import SYSTEMS
 from streams.settings import Settings
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 import numpy as np
 import orjson
 import pytest
@@ -13,6 +11,7 @@ from hypothesis import strategies as st
 from streams.bench import _collector as collector_module
 from streams.bench._collector import Collector, degraded_cause, split_tx_id
 from streams.settings import Settings
+from tests.doubles import FakeConsumer, FakeMessage
 
 
 def decision(tx_id: str, *, degraded: bool = False, cause: str | None = None) -> bytes:
@@ -53,50 +52,6 @@ def test_degraded_cause():
     assert degraded_cause(decision("t", degraded=False)) == ""
     assert degraded_cause(decision("t", degraded=True, cause="no_model")) == "no_model"
     assert degraded_cause(decision("t", degraded=True)) == "unknown"
-
-
-class FakeMessage:
-    def __init__(self, topic: str, value: bytes, timestamp_ms: int) -> None:
-        self._topic, self._value, self._timestamp_ms = topic, value, timestamp_ms
-
-    def error(self) -> None:
-        return None
-
-    def topic(self) -> str:
-        return self._topic
-
-    def value(self) -> bytes:
-        return self._value
-
-    def timestamp(self) -> tuple[int, int]:
-        return 1, self._timestamp_ms
-
-
-class FakeConsumer:
-    """Two partitions per topic, empty; hands out what the test queued, then nothing."""
-
-    def __init__(self, _config: dict[str, object]) -> None:
-        self.queued: list[FakeMessage] = []
-
-    def list_topics(self, topic: str, timeout: float) -> SimpleNamespace:
-        partitions = {0: None, 1: None}
-        return SimpleNamespace(topics={topic: SimpleNamespace(error=None, partitions=partitions)})
-
-    def get_watermark_offsets(self, _partition: object, timeout: float) -> tuple[int, int]:
-        return 0, 0
-
-    def assign(self, _partitions: object) -> None:
-        return None
-
-    def poll(self, _timeout: float) -> FakeMessage | None:
-        return self.queued.pop(0) if self.queued else None
-
-    def consume(self, _count: int, _timeout: float) -> list[FakeMessage]:
-        taken, self.queued = self.queued, []
-        return taken
-
-    def close(self) -> None:
-        return None
 
 
 @pytest.fixture

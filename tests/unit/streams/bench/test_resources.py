@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import psutil
 import pytest
 
-from streams.bench._scorer import ResourceSampler, machine
+from streams.bench._resources import ResourceSampler, machine
 
 #: Sleeps after saying so; with an argument, first starts one more like itself as a child.
 SLEEPER = """
