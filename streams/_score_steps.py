@@ -23,6 +23,7 @@ from operators.stateful import DecidedTx
 from schemas import DlqRecord, RecordError, SchemaValidationError, decode_transaction, encode
 from schemas._types import epoch_ms
 from streams import metrics
+from streams._scoring import future_event_error, scoring_engine, scoring_store
 from streams.drift import ScorerDrift
 from streams.lag import Positions
 from streams.logs import FailureLog
@@ -100,18 +101,8 @@ class ScoreSteps:
         if not hasattr(local, "engine"):
             settings = self._settings
             local.rules = ReloadingRules(settings.rules_file or DEFAULT_RULES_PATH)
-            local.engine = DecisionEngine(
-                local.rules,
-                self._model_source(),
-                model_budget_s=settings.model_budget_ms / 1000,
-                challenger_share=settings.challenger_traffic_share,
-                online_weight=settings.online_weight,
-            )
-            local.store = RedisStore(
-                settings.redis_dsn,
-                timeout_s=settings.redis_timeout_ms / 1000,
-                decision_ttl_s=settings.decision_ttl_s,
-            )
+            local.engine = scoring_engine(settings, local.rules, self._model_source())
+            local.store = scoring_store(settings)
             local.reload_failures_seen = 0
             local.last_shadow_error = None
             local.online_failures = FailureLog(_log, "online_model_failed", step="score")
@@ -138,17 +129,12 @@ class ScoreSteps:
             return self._undecodable(message, exc)
         except Exception as exc:
             return self._undecodable(message, exc)
-        now_ms = time.time() * 1000
         event_ms = epoch_ms(tx.event_time)
-        if event_ms > now_ms + self._settings.future_tolerance_ms:
-            error = SchemaValidationError(
-                "event_time: more than "
-                f"{self._settings.future_tolerance_ms // 60_000} minutes in the future",
-                reason="future_event_time",
-            )
+        error = future_event_error(event_ms, self._settings.future_tolerance_ms)
+        if error is not None:
             return self._undecodable(message, error)
         kind, stamp = message.timestamp
-        produced_ms = stamp if kind in _CREATE_TIME_TYPES else int(now_ms)
+        produced_ms = stamp if kind in _CREATE_TIME_TYPES else time.time_ns() // 1_000_000
         return FeaturedTx(tx=tx, features={}, produced_ms=produced_ms, event_ms=event_ms)
 
     @staticmethod
@@ -196,7 +182,9 @@ class ScoreSteps:
         if not batch:
             return list(replayed)
         started = time.perf_counter()
-        enrichment = local.store.enrich([item.tx for item in batch])
+        enrichment = local.store.enrich(
+            [item.tx for item in batch], [item.event_ms for item in batch]
+        )
         metrics.STAGE_DURATION.labels(stage="enrich").observe(time.perf_counter() - started)
         try:
             outcome = local.engine.decide(batch, enrichment)

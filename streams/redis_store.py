@@ -118,12 +118,15 @@ class RedisStore:
     def _backing_off(self) -> bool:
         return self._clock() < self._down_until
 
-    def enrich(self, transactions: Sequence[Transaction]) -> Enrichment:
+    def enrich(
+        self, transactions: Sequence[Transaction], event_ms: Sequence[int] | None = None
+    ) -> Enrichment:
         """Merchant label features, risk and allow/deny membership, in one round trip.
 
         Each transaction's merchant record is read at its own event time (the "seconds
-        since" features are exact there; window counts are as of the record's time).
-        One script call with the ids joined (``streams._redis_scripts``).
+        since" features are exact there; window counts are as of the record's time):
+        ``event_ms`` when the caller has it, else from each ``event_time``. One script
+        call with the ids joined (``streams._redis_scripts``).
         """
         size = len(transactions)
         if size == 0:
@@ -141,7 +144,7 @@ class RedisStore:
             )
         except (RedisError, OSError) as exc:
             return Enrichment.empty(size, self._failed(exc))
-        at_ms = [epoch_ms(tx.event_time) for tx in transactions]
+        at_ms = [epoch_ms(tx.event_time) for tx in transactions] if event_ms is None else event_ms
         labels = merchant_label_matrix(records, at_ms)
         risk = np.ascontiguousarray(labels[:, _RISK_COLUMN])
         return Enrichment(risk, _flags(allow), _flags(deny), merchant_labels=labels)

@@ -54,9 +54,9 @@ from quixstreams.models import Topic
 from quixstreams.models.serializers import SerializationContext, Serializer
 from quixstreams.state.rocksdb import RocksDBOptions
 
-from operators.engine import DecisionEngine, FeaturedTx, ModelSource
+from operators.engine import FeaturedTx, ModelSource
 from operators.rules import DEFAULT_RULES_PATH, ReloadingRules
-from operators.velocity import MerchantVelocity, RecentIds, UserVelocity, VelocityEvent
+from operators.velocity import MerchantVelocity, RecentIds, UserVelocity
 from operators.velocity._constants import DAY_MS
 from schemas import (
     DlqRecord,
@@ -66,10 +66,10 @@ from schemas import (
     encode,
 )
 from schemas._types import epoch_ms
+from streams._scoring import future_event_error, scoring_engine, scoring_store
 from streams.logs import configure_logging
 from streams.model_holder import ModelHolder, ServingModels
 from streams.model_updates import ModelUpdateFollower
-from streams.redis_store import RedisStore
 from streams.settings import Settings
 
 __all__ = ["Decided", "QuixPeer", "build_app", "main"]
@@ -157,18 +157,8 @@ class QuixPeer:
         """Load the rules and the models as the scorer does; Redis connects lazily."""
         self._settings = settings
         self._rules = ReloadingRules(settings.rules_file or DEFAULT_RULES_PATH)
-        self.engine = DecisionEngine(
-            self._rules,
-            self._model_source(),
-            model_budget_s=settings.model_budget_ms / 1000,
-            challenger_share=settings.challenger_traffic_share,
-            online_weight=settings.online_weight,
-        )
-        self.store = RedisStore(
-            settings.redis_dsn,
-            timeout_s=settings.redis_timeout_ms / 1000,
-            decision_ttl_s=settings.decision_ttl_s,
-        )
+        self.engine = scoring_engine(settings, self._rules, self._model_source())
+        self.store = scoring_store(settings)
 
     def _model_source(self) -> ModelSource:
         """FRAUD_MODEL_DIR pins a folder; else the models published on model-updates."""
@@ -202,12 +192,12 @@ class QuixPeer:
         user: UserState | None = state.get(_USER)
         if user is None:
             user = UserState(UserVelocity(self._settings.lateness_ms))
-        event = VelocityEvent.from_transaction(tx)
-        duplicate = user.recent.seen(event.tx_id, event.event_ms)
+        event_ms = epoch_ms(tx.event_time)
+        duplicate = user.recent.seen(tx.tx_id, event_ms)
         features: dict[str, float] = {}
         late = False
         if not duplicate:
-            result = user.velocity.update(event)
+            result = user.velocity.update_transaction(tx, event_ms)
             features, late = result.features, result.late
         state.set(_USER, user)
         return {
@@ -229,12 +219,8 @@ class QuixPeer:
             tx = decode_transaction(value)
         except Exception as exc:  # RecordError, or anything else: never stop the stream
             return _dead_letter(exc, key, value)
-        tolerance_ms = self._settings.future_tolerance_ms
-        if epoch_ms(tx.event_time) > time.time() * 1000 + tolerance_ms:
-            error = SchemaValidationError(
-                f"event_time: more than {tolerance_ms // 60_000} minutes in the future",
-                reason="future_event_time",
-            )
+        error = future_event_error(epoch_ms(tx.event_time), self._settings.future_tolerance_ms)
+        if error is not None:
             return _dead_letter(error, key, value)
         return tx, orjson.loads(value)
 
@@ -256,7 +242,7 @@ class QuixPeer:
             merchant: MerchantVelocity | None = state.get(_MERCHANT)
             if merchant is None:
                 merchant = MerchantVelocity(self._settings.lateness_ms)
-            item.features.update(merchant.update(VelocityEvent.from_transaction(tx)).features)
+            item.features.update(merchant.update_transaction(tx, item.event_ms).features)
             state.set(_MERCHANT, merchant)
         return item
 

@@ -13,7 +13,9 @@ and the head's (within the lateness at both ends) instead of rescanning the hour
 
 from __future__ import annotations
 
+import sys
 from bisect import bisect_right
+from typing import TYPE_CHECKING
 
 from operators.velocity._constants import (
     AMOUNT_SCALE,
@@ -27,6 +29,9 @@ from operators.velocity._constants import (
 from operators.velocity._event import MERCHANT_FEATURES, VelocityEvent, WindowResult
 from operators.velocity._log import PRUNE_BATCH, EventLog, LogState
 from operators.velocity._size import deep_size
+
+if TYPE_CHECKING:
+    from schemas import Transaction
 
 __all__ = ["MerchantVelocity"]
 
@@ -48,6 +53,12 @@ class MerchantVelocity:
         values, late = self.observe(
             event.event_ms, round(event.amount * AMOUNT_SCALE), event.user_id
         )
+        return WindowResult(dict(zip(MERCHANT_FEATURES, map(float, values), strict=True)), late)
+
+    def update_transaction(self, tx: Transaction, event_ms: int) -> WindowResult:
+        """``update(VelocityEvent.from_transaction(tx))``, without building the event."""
+        units = round(float(tx.amount) * AMOUNT_SCALE)
+        values, late = self.observe(event_ms, units, sys.intern(tx.user_id))
         return WindowResult(dict(zip(MERCHANT_FEATURES, map(float, values), strict=True)), late)
 
     def is_idle(self, now_ms: int) -> bool:

@@ -32,6 +32,7 @@ import math
 import sys
 from array import array
 from bisect import bisect_left, bisect_right
+from typing import TYPE_CHECKING
 
 from operators.velocity._archive import Archive, ArchiveState
 from operators.velocity._buckets import PrefixBuckets, PrefixState, SpreadBuckets, SpreadState
@@ -54,6 +55,9 @@ from operators.velocity._event import USER_FEATURES, VelocityEvent, WindowResult
 from operators.velocity._geo import haversine_km
 from operators.velocity._log import PRUNE_BATCH, EventLog, LogState
 from operators.velocity._size import deep_size
+
+if TYPE_CHECKING:
+    from schemas import Transaction
 
 __all__ = ["UserVelocity"]
 
@@ -99,6 +103,26 @@ class UserVelocity:
             event.country,
             _NAN if event.lat is None else event.lat,
             _NAN if event.lon is None else event.lon,
+        )
+        return WindowResult(dict(zip(USER_FEATURES, map(float, values), strict=True)), late)
+
+    def update_transaction(self, tx: Transaction, event_ms: int) -> WindowResult:
+        """``update(VelocityEvent.from_transaction(tx))``, without building the event.
+
+        The scorer's hot path (the event cost ~7 % of its CPU): ``event_ms`` was computed
+        when the record was decoded, and the schema already bounds the amount and the
+        time that the event would check.
+        """
+        amount = float(tx.amount)
+        country, lat, lon = tx.country, tx.lat, tx.lon
+        values, late = self.observe(
+            event_ms,
+            round(amount * AMOUNT_SCALE),
+            amount,
+            sys.intern(tx.merchant_id),
+            None if country is None else sys.intern(country),
+            _NAN if lat is None else lat,
+            _NAN if lon is None else lon,
         )
         return WindowResult(dict(zip(USER_FEATURES, map(float, values), strict=True)), late)
 

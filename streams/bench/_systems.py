@@ -25,6 +25,7 @@ from pathlib import Path
 import psutil
 
 from streams.exceptions import InfraError
+from streams.infra._process import tail_lines
 from streams.settings import Settings
 
 __all__ = [
@@ -47,16 +48,6 @@ _PORT_ATTEMPTS = 50
 #: A started scorer caches each decision in Redis; a short TTL keeps repeated benchmark
 #: runs from filling the local Redis for a week.
 _BENCH_DECISION_TTL_S = 900
-
-
-def _log_tail(path: Path | None, lines: int = 30) -> str:
-    if path is None:
-        return ""
-    try:
-        text = path.read_bytes()[-16_384:].decode("utf-8", errors="replace")
-    except OSError:
-        return f"(no log at {path})"
-    return "\n".join(text.splitlines()[-lines:])
 
 
 def readiness(host: str, port: int, timeout_s: float = 1.0) -> int | None:
@@ -137,7 +128,7 @@ class SystemProcess:
         """
         if self.popen is not None:
             if self.popen.poll() is not None:
-                tail = _log_tail(self.log_path)
+                tail = "" if self.log_path is None else tail_lines(self.log_path, 30)
                 raise InfraError(f"{self.name} exited with code {self.popen.returncode}:\n{tail}")
             return
         now = time.monotonic()

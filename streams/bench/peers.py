@@ -16,16 +16,15 @@ environment, exactly as it starts the scorer.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import hashlib
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 from streams.exceptions import InfraError
+from streams.infra._process import exclusive
 from streams.settings import Settings
 
 __all__ = [
@@ -105,18 +104,6 @@ def _run(args: list[str], what: str, timeout_s: float) -> None:
         )
 
 
-@contextlib.contextmanager
-def _exclusive(lock_path: Path) -> Iterator[None]:
-    """One installer at a time (two benches or test sessions may start together)."""
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
-    with lock_path.open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
-
-
 def ensure_quix_python(
     state_dir: Path,
     on_progress: Callable[[str], None],
@@ -135,7 +122,7 @@ def ensure_quix_python(
     python = _venv_python(venv)
     if _is_current(venv, digest):
         return python
-    with _exclusive(venv.with_name(f"{venv.name}.lock")):
+    with exclusive(venv.with_name(f"{venv.name}.lock")):
         if _is_current(venv, digest):  # another process installed it while we waited
             return python
         on_progress(f"creating the Quix Streams environment in {venv} (pip, about a minute)")

@@ -9,17 +9,14 @@ for a complete one.
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import re
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 from streams.exceptions import InfraError
-from streams.infra._process import tail_lines
+from streams.infra._process import exclusive, tail_lines
 from streams.infra._status import Progress, quiet
 from streams.settings import Settings
 
@@ -57,16 +54,6 @@ def kafka_libs_complete(settings: Settings) -> bool:
     return (libs / MARKER).is_file() and broker_jar.is_file()
 
 
-@contextlib.contextmanager
-def _exclusive(lock_file: Path) -> Iterator[None]:
-    with lock_file.open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 def fetch_kafka(settings: Settings, on_progress: Progress = quiet) -> Path:
     """Make sure the jars of ``settings.kafka_version`` are cached; return the libs folder.
 
@@ -79,7 +66,7 @@ def fetch_kafka(settings: Settings, on_progress: Progress = quiet) -> Path:
         return libs
     home = kafka_home(settings)
     home.mkdir(parents=True, exist_ok=True)
-    with _exclusive(home / ".fetch.lock"):
+    with exclusive(home / ".fetch.lock"):
         if kafka_libs_complete(settings):
             return libs
         on_progress(f"Fetching Apache Kafka {version} from Maven Central into {libs}")

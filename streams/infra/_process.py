@@ -65,6 +65,18 @@ def port_is_open(host: str, port: int, timeout_s: float = 0.3) -> bool:
         return False
 
 
+@contextlib.contextmanager
+def exclusive(lock_file: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``lock_file`` (one installer at a time, across processes)."""
+    lock_file.parent.mkdir(parents=True, exist_ok=True)
+    with lock_file.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def tail_lines(path: Path, lines: int = 40) -> str:
     """Return the last lines of a log file for error messages, reading only its end."""
     try:
