@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 DURATION ?= 120
 PYTEST_ARGS ?=
 
-.PHONY: help install lock lint typecheck unit integration test demo infra-up infra-down infra-status clean
+.PHONY: help install lock lint typecheck unit integration test faults audit demo infra-up infra-down infra-status clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -37,9 +37,16 @@ typecheck: lint
 unit: install  ## fast tests, no servers
 	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
 
-test: install lint  ## everything: lint, types, unit, integration (starts and stops Kafka and Redis)
+test: install lint audit  ## everything: lint, types, audit, unit, integration (starts and stops Kafka and Redis)
 	$(BIN)/fraudstream infra fetch
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+audit: install  ## pip-audit of the pinned packages (requirements.lock), waivers in .pip-audit-waivers
+	$(BIN)/pip-audit --requirement requirements.lock --no-deps --disable-pip --progress-spinner off
+
+faults: install  ## the fault-injection suite (kill -9, broker and Redis faults, poison, spikes)
+	$(BIN)/fraudstream infra fetch
+	$(BIN)/pytest tests/faults $(PYTEST_ARGS)
 
 demo: install  ## the whole system end to end on local servers; DURATION=0 runs until Ctrl-C
 	$(BIN)/fraudstream demo --duration $(DURATION)
