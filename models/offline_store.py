@@ -34,6 +34,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from models._fs import private_dir
 from models.exceptions import TrainingError
 from models.manifest import fsync_directory
 from schemas._types import epoch_ms
@@ -145,7 +146,9 @@ class OfflineStoreWriter:
         self._last_ns = max(time.time_ns(), self._last_ns + 1)
         name = f"part-{self._last_ns:020d}-{uuid.uuid4().hex[:8]}.parquet"
         created = not partition.is_dir()
-        partition.mkdir(parents=True, exist_ok=True)
+        if created:
+            private_dir(self._root)
+        partition.mkdir(parents=True, exist_ok=True, mode=0o700)
         if created:
             fsync_directory(partition.parent)
         temporary, final = partition / f".{name}.tmp", partition / name

@@ -2,6 +2,9 @@
 
 The value is the original bytes, except that a record holding a card number is stored with
 the number redacted (field by field when it is JSON): no PAN is ever stored in the DLQ.
+A key or value beyond the decoder's limit (a record refused as ``too_large``) is kept up
+to that limit only: a 1 MB record must not make its dead letter too large for the DLQ
+topic, which would stop the pipeline on one bad record.
 Headers are plain strings so that any Kafka client can read them.
 """
 
@@ -14,9 +17,13 @@ from pydantic import BaseModel, ConfigDict
 
 from schemas._pan import redact_pans, redact_pans_bytes, redact_record_bytes
 from schemas._types import format_timestamp
+from schemas.codec import MAX_MESSAGE_BYTES
 from schemas.exceptions import RecordError
 
 __all__ = ["DLQ_HEADERS", "DlqRecord"]
+
+#: The most of a record's key or value a dead letter keeps: what the decoder accepts.
+MAX_KEPT_BYTES = MAX_MESSAGE_BYTES
 
 DLQ_HEADERS = (
     "error_class",
@@ -61,8 +68,8 @@ class DlqRecord(BaseModel):
         """Wrap a failed record; redacts card numbers from the bytes and the message."""
         reason = error.reason if isinstance(error, RecordError) else "internal_error"
         return cls(
-            key=None if key is None else redact_pans_bytes(key),
-            value=redact_record_bytes(value),
+            key=None if key is None else _kept(redact_pans_bytes(key)),
+            value=_kept(redact_record_bytes(value)),
             error_class=type(error).__name__,
             error_reason=reason,
             error_message=redact_pans(str(error))[:1000],
@@ -94,3 +101,14 @@ class DlqRecord(BaseModel):
             source_partition=int(found.get("source_partition", "-1")),
             source_offset=int(found.get("source_offset", "-1")),
         )
+
+
+def _kept(raw: bytes) -> bytes:
+    """Redacted bytes cut at :data:`MAX_KEPT_BYTES`.
+
+    A digit run the cut splits is dropped whole: what is left of it could pass the
+    card-number check where the whole run did not.
+    """
+    if len(raw) <= MAX_KEPT_BYTES:
+        return raw
+    return raw[:MAX_KEPT_BYTES].rstrip(b"0123456789 -")

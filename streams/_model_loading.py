@@ -108,6 +108,10 @@ def load_update(update: ModelUpdate) -> EnsembleScorer:
 def load_online_update(update: ModelUpdate) -> OnlineScorer:
     """Verify, load and warm up the online model an update announces; refuse it if unsafe."""
     path = local_folder(update.uri)
+    if path.suffix != ".onnx":  # a .pkl/.joblib is refused by name: pickle never loads
+        raise ModelUpdateRefusedError(
+            "not_onnx", f"{path}: only ONNX graphs (.onnx) are served, nothing is unpickled"
+        )
     try:
         raw = path.read_bytes()
     except OSError as exc:

@@ -43,9 +43,13 @@ def kafka_io(settings: Settings) -> FlowIO:
     brokers = settings.bootstrap_servers.split(",")
     consumer = {k: str(v) for k, v in settings.kafka_config().items() if k != "bootstrap.servers"}
     consumer["fetch.wait.max.ms"] = "5"  # latency over batching: the budget is 50 ms
+    # Bytewax's KafkaSink produces without a delivery callback: a record librdkafka gives
+    # up on (after message.timeout.ms, 5 min by default) would vanish silently while the
+    # recovery snapshot moves past its input. No timeout: a broker outage of any length
+    # holds the flow back (backpressure) instead of dropping decisions or dead letters.
     producer = {
         k: str(v)
-        for k, v in settings.producer_config(**{"linger.ms": 1}).items()
+        for k, v in settings.producer_config(**{"linger.ms": 1, "message.timeout.ms": 0}).items()
         if k != "bootstrap.servers"
     }
     return FlowIO(

@@ -31,6 +31,7 @@ from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 from rich.rule import Rule
 
+from models._fs import private_dir
 from schemas import Decision, SchemaValidationError, decode
 from streams.analyst import SimulatedAnalyst
 from streams.cli._common import console
@@ -146,7 +147,8 @@ class DemoSummary:
 def run_demo(settings: Settings, *, duration_s: float, rate: float, keep_servers: bool) -> None:
     """Run the demo; ``duration_s == 0`` streams until Ctrl-C."""
     state = settings.state_dir / "demo"
-    state.mkdir(parents=True, exist_ok=True, mode=0o700)
+    private_dir(settings.state_dir)
+    private_dir(state)
     console.print(Rule("1. local Kafka and Redis"))
     with _local_servers(settings, keep_servers):
         console.print(Rule("2. topics (this run's own, deleted at the end)"))
@@ -166,7 +168,7 @@ def run_demo(settings: Settings, *, duration_s: float, rate: float, keep_servers
         console.print(Rule("3. a simulated, labelled history and a first champion"))
         history = state / "history.parquet"
         run_dir = (state / f"run-{run}").resolve()
-        run_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        private_dir(run_dir)
         env = _run_env(settings, run_dir, history)
         try:
             subprocess.run(

@@ -31,6 +31,7 @@ __all__ = [
     "MODEL_SCORE",
     "ONLINE_ERRORS",
     "PREDICTION_DRIFT_PSI",
+    "REDIS_CIRCUIT_OPENS",
     "RULE_HITS",
     "RULE_RELOAD_FAILURES",
     "SCORE_DRIFT_DETECTIONS",
@@ -78,6 +79,11 @@ ONLINE_ERRORS = Counter(
 )
 SHADOW_ERRORS = Counter(
     "fraud_shadow_errors", "Batches the challenger could not score in shadow, by cause.", ["cause"]
+)
+REDIS_CIRCUIT_OPENS = Counter(
+    "fraud_redis_circuit_opens",
+    "Times the hot path stopped calling Redis (its circuit opened), by cause.",
+    ["cause"],
 )
 
 # Drift of the serving champion's inputs and score (streams/drift.py); per process: each

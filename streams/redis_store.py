@@ -2,8 +2,9 @@
 
 One round trip per batch (a pipeline), never one per event, with a short socket timeout.
 A failed or slow Redis must not stall decisions: the batch goes on without enrichment,
-flagged degraded with the cause, and Redis is not asked again until a back-off passes, so
-a dead server costs one timeout per back-off period rather than one per batch.
+flagged degraded with the cause, and a circuit breaker (:mod:`streams._redis_circuit`)
+stops the hot path from asking Redis again until a background probe finds it answering
+fast, so a dead or slow server costs one timeout per outage, not one per batch or back-off.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ import numpy as np
 import redis
 from numpy.typing import NDArray
 from redis.exceptions import RedisError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from operators.enrichment import Enrichment
 from operators.merchant_labels import (
@@ -26,6 +26,8 @@ from operators.merchant_labels import (
 )
 from schemas import Transaction
 from schemas._types import epoch_ms
+from streams._redis_circuit import RedisCircuit
+from streams._redis_client import redis_client
 from streams._redis_scripts import CACHE_DECISIONS, ENRICH, SEPARATOR
 
 __all__ = ["Enrichment", "ListField", "RedisStore", "keys"]
@@ -88,19 +90,37 @@ class RedisStore:
         backoff_s: float = 0.25,
         decision_ttl_s: int = 3600,
         clock: Callable[[], float] = time.monotonic,
+        probe_in_background: bool = True,
     ) -> None:
-        self._client = redis.Redis.from_url(
+        """``backoff_s``: how often the circuit's probe PINGs a failing Redis.
+
+        ``probe_in_background=False`` leaves probing to the caller
+        (``store.circuit.probe_once()``), for tests with a fake ``clock``.
+        """
+        self._client = redis_client(
             dsn,
             socket_timeout=timeout_s,
             socket_connect_timeout=timeout_s,
             retry_on_timeout=False,
             health_check_interval=0,
         )
-        self._backoff_s = backoff_s
+        # The recovery probe's own connection: a PING never queues behind the hot path's.
+        self._probe_client = redis_client(
+            dsn,
+            socket_timeout=timeout_s,
+            socket_connect_timeout=timeout_s,
+            retry_on_timeout=False,
+            health_check_interval=0,
+        )
         self._decision_ttl_s = decision_ttl_s
-        self._clock = clock
-        self._down_until = 0.0
-        self._last_cause = ""
+        self.circuit = RedisCircuit(
+            self._probe_client.ping,
+            fast_s=timeout_s,
+            probe_interval_s=backoff_s,
+            clock=clock,
+            background=probe_in_background,
+            on_close=self._before_closing,
+        )
         self._cache_script = self._client.register_script(CACHE_DECISIONS)
         self._enrich_script = self._client.register_script(ENRICH)
 
@@ -110,13 +130,20 @@ class RedisStore:
         return self._client
 
     def _failed(self, exc: Exception) -> str:
-        cause = "redis_timeout" if isinstance(exc, RedisTimeoutError) else "redis_unavailable"
-        self._down_until = self._clock() + self._backoff_s
-        self._last_cause = cause
-        return cause
+        return self.circuit.failed(exc)
+
+    def _before_closing(self) -> None:
+        """On the probe's thread, before traffic resumes: a clean, ready connection.
+
+        Connections to the server that failed are dropped, and the scripts are loaded (a
+        restarted Redis has none), so the first batch is not the one that pays for it.
+        """
+        self._client.connection_pool.disconnect(inuse_connections=False)
+        for script in (CACHE_DECISIONS, ENRICH):
+            self._probe_client.script_load(script)
 
     def _backing_off(self) -> bool:
-        return self._clock() < self._down_until
+        return self.circuit.is_open
 
     def enrich(
         self, transactions: Sequence[Transaction], event_ms: Sequence[int] | None = None
@@ -131,8 +158,9 @@ class RedisStore:
         size = len(transactions)
         if size == 0:
             return Enrichment.empty(0, None)
-        if self._backing_off():
-            return Enrichment.empty(size, self._last_cause)
+        skipped = self.circuit.cause  # read once: the prober may close it meanwhile
+        if skipped is not None:
+            return Enrichment.empty(size, skipped)
         lists = [keys.listing(kind, field) for field in _LIST_FIELDS for kind in _KINDS]
         ids = [
             SEPARATOR.join([getattr(tx, attribute) or "" for tx in transactions])
@@ -155,8 +183,9 @@ class RedisStore:
         One script call per batch (``streams._redis_scripts``); a first decision is never
         replaced.
         """
-        if self._backing_off():
-            return self._last_cause
+        skipped = self.circuit.cause
+        if skipped is not None:
+            return skipped
         pairs = list(decisions)
         if not pairs:
             return None

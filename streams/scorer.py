@@ -21,6 +21,7 @@ from bytewax.errors import BytewaxRuntimeError
 from bytewax.recovery import RecoveryConfig, init_db_dir
 from bytewax.run import cli_main
 
+from models._fs import private_dir
 from streams._score_steps import ScoreSteps
 from streams.dataflow import build_score_flow, epoch_interval
 from streams.lag import LagMonitor
@@ -42,8 +43,7 @@ def cluster_addresses(processes: int, base_port: int = _CLUSTER_BASE_PORT) -> li
 
 def prepare_recovery(recovery_dir: Path, partitions: int) -> RecoveryConfig:
     """Create the recovery partitions once (mode 0700); later runs resume from them."""
-    recovery_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-    os.chmod(recovery_dir, 0o700)
+    private_dir(recovery_dir)
     if not any(recovery_dir.glob("part-*.sqlite3")):
         init_db_dir(recovery_dir, partitions)
     return RecoveryConfig(str(recovery_dir))

@@ -11,8 +11,9 @@ from datetime import datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import quote, urlencode
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["LOCAL_KAFKA_PORT", "LOCAL_REDIS_PORT", "Settings", "get_settings"]
@@ -29,7 +30,10 @@ def _default_cache_dir() -> Path:
 class Settings(BaseSettings):
     """Every knob, with defaults that run the whole system on this machine."""
 
-    model_config = SettingsConfigDict(env_prefix="FRAUD_", env_file=".env", extra="ignore")
+    # hide_input_in_errors: a refused setting must not print the others (passwords) back
+    model_config = SettingsConfigDict(
+        env_prefix="FRAUD_", env_file=".env", extra="ignore", hide_input_in_errors=True
+    )
 
     # --- Kafka -----------------------------------------------------------------------
     kafka_bootstrap: str | None = Field(
@@ -37,16 +41,61 @@ class Settings(BaseSettings):
         description="host:port list of an external cluster; unset means the local broker.",
     )
     kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
-    kafka_sasl_mechanism: str | None = None
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = Field(
+        default=None, description="Required with SASL_*; SCRAM-SHA-512 is the recommended one."
+    )
     kafka_sasl_username: str | None = None
     kafka_sasl_password: SecretStr | None = None
-    kafka_ssl_ca_location: Path | None = None
+    kafka_ssl_ca_location: Path | None = Field(
+        default=None, description="CA (PEM) that signed the brokers' certificates; unset: system."
+    )
+    kafka_ssl_certificate_location: Path | None = Field(
+        default=None, description="Client certificate chain (PEM), for brokers that ask (mTLS)."
+    )
+    kafka_ssl_key_location: Path | None = Field(
+        default=None, description="The client certificate's private key (PEM)."
+    )
+    kafka_ssl_key_password: SecretStr | None = Field(
+        default=None, description="Passphrase of an encrypted client private key."
+    )
+    kafka_ssl_endpoint_identification: Literal["https", "none"] = Field(
+        default="https", description="Check the broker's name against its certificate."
+    )
+    local_kafka_listener: Literal["plaintext", "sasl_ssl"] = Field(
+        default="plaintext",
+        description="Client listener of the local broker; sasl_ssl: SCRAM over TLS only.",
+    )
+    local_kafka_ssl_certificate_location: Path | None = Field(
+        default=None, description="sasl_ssl local broker: its certificate chain (PEM)."
+    )
+    local_kafka_ssl_key_location: Path | None = Field(
+        default=None, description="sasl_ssl local broker: its private key (PEM, unencrypted)."
+    )
 
     # --- Redis -----------------------------------------------------------------------
     redis_url: SecretStr | None = Field(
         default=None, description="redis:// URL of an external server; unset means local."
     )
+    redis_username: str = Field(
+        default="fraudstream", description="ACL user of the local Redis (the default user is off)."
+    )
     redis_password: SecretStr = SecretStr(_LOCAL_REDIS_PASSWORD)
+    redis_tls: bool = Field(
+        default=False, description="rediss://: TLS to Redis (the local one listens with TLS only)."
+    )
+    redis_tls_ca_location: Path | None = Field(
+        default=None, description="CA bundle that signed the Redis server's certificate."
+    )
+    redis_tls_cert_location: Path | None = Field(
+        default=None, description="Client certificate, when the server asks for one."
+    )
+    redis_tls_key_location: Path | None = Field(default=None, description="Its private key.")
+    local_redis_tls_cert_file: Path | None = Field(
+        default=None, description="`infra up` with redis_tls: the local server's certificate."
+    )
+    local_redis_tls_key_file: Path | None = Field(
+        default=None, description="`infra up` with redis_tls: the local server's private key."
+    )
 
     # --- Topics ----------------------------------------------------------------------
     topic_transactions: str = "transactions"
@@ -205,6 +254,16 @@ class Settings(BaseSettings):
         except TrainingError as exc:  # pydantic reports ValueErrors as validation errors
             raise ValueError(str(exc)) from None
 
+    @model_validator(mode="after")
+    def _kafka_security_is_coherent(self) -> Settings:
+        """Refuse at startup a Kafka security setup that would fail, or silently not apply."""
+        from streams._kafka_security import kafka_security_problems
+
+        problems = kafka_security_problems(self)
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
     @property
     def resolved_model_dir(self) -> Path:
         """Where the scorer loads its model from."""
@@ -242,11 +301,31 @@ class Settings(BaseSettings):
 
     @property
     def redis_dsn(self) -> str:
-        """The Redis URL every client uses (contains the password: never log it)."""
+        """The Redis URL every client uses (contains the password: never log it).
+
+        Local: ``redis[s]://USER:PASSWORD@127.0.0.1:PORT/0``. With ``redis_tls`` the
+        scheme is ``rediss`` and the CA and client certificate ride along as query
+        arguments redis-py understands, so any client built from this URL gets them.
+        """
         if self.redis_url is not None:
-            return self.redis_url.get_secret_value()
-        password = self.redis_password.get_secret_value()
-        return f"redis://:{password}@127.0.0.1:{self.local_redis_port}/0"
+            url = self.redis_url.get_secret_value()
+        else:
+            user = quote(self.redis_username, safe="")
+            password = quote(self.redis_password.get_secret_value(), safe="")
+            url = f"redis://{user}:{password}@127.0.0.1:{self.local_redis_port}/0"
+        if not self.redis_tls:
+            return url
+        if url.startswith("redis://"):
+            url = "rediss://" + url.removeprefix("redis://")
+        tls = {
+            "ssl_ca_certs": self.redis_tls_ca_location,
+            "ssl_certfile": self.redis_tls_cert_location,
+            "ssl_keyfile": self.redis_tls_key_location,
+        }
+        query = urlencode({name: str(path) for name, path in tls.items() if path is not None})
+        if not query:
+            return url
+        return url + ("&" if "?" in url else "?") + query
 
     def kafka_config(self, **overrides: Any) -> dict[str, Any]:
         """The librdkafka configuration shared by producers, consumers and the admin client."""
@@ -260,8 +339,16 @@ class Settings(BaseSettings):
             conf["sasl.username"] = self.kafka_sasl_username
         if self.kafka_sasl_password is not None:
             conf["sasl.password"] = self.kafka_sasl_password.get_secret_value()
+        if self.kafka_security_protocol in ("SSL", "SASL_SSL"):
+            conf["ssl.endpoint.identification.algorithm"] = self.kafka_ssl_endpoint_identification
         if self.kafka_ssl_ca_location is not None:
             conf["ssl.ca.location"] = str(self.kafka_ssl_ca_location)
+        if self.kafka_ssl_certificate_location is not None:
+            conf["ssl.certificate.location"] = str(self.kafka_ssl_certificate_location)
+        if self.kafka_ssl_key_location is not None:
+            conf["ssl.key.location"] = str(self.kafka_ssl_key_location)
+        if self.kafka_ssl_key_password is not None:
+            conf["ssl.key.password"] = self.kafka_ssl_key_password.get_secret_value()
         conf.update(overrides)
         return conf
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
+from typing import Any
 
-from confluent_kafka import KafkaException
+from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 from streams.exceptions import TopicError
@@ -51,12 +53,10 @@ def create_topics(
     An existing topic with a different partition count is reported, not changed: shrinking
     is impossible and growing would move keys to other partitions.
     """
-    admin = AdminClient(settings.kafka_config())
+    refusals: list[KafkaError] = []
+    admin = AdminClient(settings.kafka_config(error_cb=_keep_refusals(refusals)))
     specs = topic_specs(settings, partitions)
-    try:
-        existing = admin.list_topics(timeout=timeout_s).topics
-    except KafkaException as exc:
-        raise TopicError(f"cannot reach Kafka at {settings.bootstrap_servers}: {exc}") from exc
+    existing = _list_topics(admin, settings, refusals, timeout_s)
     outcome: dict[str, str] = {}
     missing = [spec for spec in specs if spec.name not in existing]
     for spec in specs:
@@ -88,3 +88,44 @@ def create_topics(
                 else:
                     raise TopicError(f"cannot create topic {name}: {exc}") from exc
     return outcome
+
+
+_REFUSALS = {KafkaError._AUTHENTICATION, KafkaError._SSL}
+
+
+def _keep_refusals(refusals: list[KafkaError]) -> Any:
+    """An ``error_cb`` that keeps the errors meaning "refused", not "not there yet"."""
+
+    def keep(error: KafkaError) -> None:
+        if error.code() in _REFUSALS:
+            refusals.append(error)
+
+    return keep
+
+
+def _list_topics(
+    admin: AdminClient, settings: Settings, refusals: list[KafkaError], timeout_s: float
+) -> dict[str, Any]:
+    """Topic metadata; a refused login or TLS handshake fails at once, with its own words.
+
+    librdkafka keeps retrying a refused connection until the timeout and then reports a
+    transport failure; polling in short steps lets the refusal surface in about a second.
+    """
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            return dict(admin.list_topics(timeout=min(1.0, timeout_s)).topics)
+        except KafkaException as exc:
+            if refusals:
+                what = (
+                    "authentication" if refusals[0].code() == KafkaError._AUTHENTICATION else "TLS"
+                )
+                raise TopicError(
+                    f"Kafka at {settings.bootstrap_servers} refused the connection "
+                    f"({what} failed): {refusals[0].str()}; check FRAUD_KAFKA_SASL_* and "
+                    "FRAUD_KAFKA_SSL_*"
+                ) from exc
+            if time.monotonic() >= deadline:
+                raise TopicError(
+                    f"cannot reach Kafka at {settings.bootstrap_servers}: {exc}"
+                ) from exc

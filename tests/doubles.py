@@ -8,7 +8,9 @@ malformed records producers get wrong in practice, each with the DLQ reason it m
 
 from __future__ import annotations
 
+import hashlib
 import itertools
+import random
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -21,7 +23,9 @@ from confluent_kafka import KafkaError as ConfluentKafkaError
 
 __all__ = [
     "MALFORMED_KINDS",
+    "POISON_KINDS",
     "TEST_PAN",
+    "TEST_PANS",
     "FakeClock",
     "FakeConsumer",
     "FakeMessage",
@@ -30,8 +34,10 @@ __all__ = [
     "kafka_error",
     "kafka_message",
     "label_payload",
+    "live_transactions",
     "malformed_record",
     "now_ms",
+    "poison_record",
     "rfc3339",
     "transaction_payload",
 ]
@@ -260,3 +266,180 @@ class FakeConsumer:
 
     def close(self) -> None:
         return None
+
+
+# -- poison records: every way a producer gets a record wrong, for the fault suite ------
+
+#: Real-format test card numbers (Visa, Mastercard, Amex), as producers write them: bare,
+#: grouped by spaces, grouped by dashes. None may reach a topic, a log or Redis.
+TEST_PANS = (
+    TEST_PAN,
+    "5555555555554444",
+    "378282246310005",
+    "4111 1111 1111 1111",
+    "5555-5555-5555-4444",
+    "3782-822463-10005",
+)
+#: What a huge record is padded to: 1 MiB, above the decoder's 64 KiB limit.
+HUGE_RECORD_BYTES = 1024 * 1024
+
+_Maker = Callable[[dict[str, Any]], tuple[bytes, bytes]]
+
+
+def _keyed(payload: dict[str, Any], **changes: Any) -> tuple[bytes, bytes]:
+    return payload["user_id"].encode(), orjson.dumps({**payload, **changes})
+
+
+def _invalid_utf8(payload: dict[str, Any]) -> tuple[bytes, bytes]:
+    # Latin-1 bytes where UTF-8 is due: a merchant name from a legacy system.
+    raw = orjson.dumps({**payload, "merchant_id": "m-cafe"})
+    return payload["user_id"].encode(), raw.replace(b'"m-cafe"', b'"m-caf\xe9"')
+
+
+def _nan_literal(payload: dict[str, Any]) -> tuple[bytes, bytes]:
+    # What Python's json.dumps writes for float("nan"): not JSON.
+    raw = orjson.dumps({**payload, "lat": 0.5})
+    return payload["user_id"].encode(), raw.replace(b'"lat":0.5', b'"lat":NaN')
+
+
+def _huge(payload: dict[str, Any], pan: str | None = None) -> tuple[bytes, bytes]:
+    # A 1 MiB record: an unknown field padded with incompressible text (a PAN at its end).
+    body = orjson.dumps({**payload, "blob": ""})
+    tail = b"" if pan is None else f" {pan}".encode()
+    room = HUGE_RECORD_BYTES - len(body) - len(tail)
+    seed = payload["tx_id"].encode()
+    blocks = (room + 63) // 64
+    digests = (hashlib.sha256(seed + i.to_bytes(8, "big")).hexdigest() for i in range(blocks))
+    padding = "".join(digests).encode()[:room] + tail
+    value = body.replace(b'"blob":""', b'"blob":"' + padding + b'"')
+    assert len(value) == HUGE_RECORD_BYTES
+    return payload["user_id"].encode(), value
+
+
+def _pan_only_in_key(payload: dict[str, Any]) -> tuple[bytes, bytes]:
+    # A producer keying by card number: the value is valid, and the key is never read.
+    return b"5555 5555 5555 4444", orjson.dumps(payload)
+
+
+#: Poison by kind: ``(maker, outcome)``, the outcome being the DLQ ``error_reason`` the
+#: record must get, or None when it must be decided (what the scorer accepts by design).
+#: A superset of :data:`MALFORMED_KINDS`, which other tests cycle through as it is.
+POISON_KINDS: dict[str, tuple[_Maker, str | None]] = {
+    **MALFORMED_KINDS,
+    "invalid_utf8": (_invalid_utf8, "invalid_utf8"),
+    "not_an_object": (lambda p: (p["user_id"].encode(), b"[1, 2, 3]"), "not_an_object"),
+    "empty_value": (lambda p: (p["user_id"].encode(), b""), "invalid_json"),
+    # Extra fields are refused (extra="forbid"): a new field needs a new schema_version.
+    "extra_field": (lambda p: _keyed(p, loyalty_tier="gold"), "schema"),
+    "unknown_schema_version": (lambda p: _keyed(p, schema_version=99), "schema"),
+    "wrong_type_user_id": (lambda p: _keyed(p, user_id=12345), "schema"),
+    "wrong_type_lat": (lambda p: _keyed(p, lat="north"), "schema"),
+    "wrong_type_event_time": (lambda p: _keyed(p, event_time="yesterday"), "schema"),
+    "nan_literal": (_nan_literal, "invalid_json"),
+    "nan_amount": (lambda p: _keyed(p, amount="NaN"), "schema"),
+    "negative_amount": (lambda p: _keyed(p, amount="-25.00"), "schema"),
+    "absurd_amount": (lambda p: _keyed(p, amount="999999999999.99"), "schema"),
+    "future_event_time": (
+        lambda p: _keyed(p, event_time=now_ms() + 2 * 3_600_000),
+        "future_event_time",
+    ),
+    "huge_payload": (_huge, "too_large"),
+    "huge_payload_with_pan": (lambda p: _huge(p, "4111-1111-1111-1111"), "too_large"),
+    "pan_in_merchant_id": (lambda p: _keyed(p, merchant_id="5555555555554444"), "pan_detected"),
+    "pan_in_device_id": (lambda p: _keyed(p, device_id="3782-822463-10005"), "pan_detected"),
+    "pan_in_card_id": (lambda p: _keyed(p, card_id="4111 1111 1111 1111"), "pan_detected"),
+    "pan_in_extra_text": (
+        lambda p: _keyed(p, note="card 5555 5555 5555 4444 declined"),
+        "pan_detected",
+    ),
+    "pan_as_number": (lambda p: _keyed(p, ref=378282246310005), "pan_detected"),
+    "pan_in_invalid_json": (
+        lambda p: (TEST_PAN.encode(), orjson.dumps({**p, "user_id": TEST_PAN})[:-5]),
+        "invalid_json",
+    ),
+    "pan_in_invalid_utf8": (
+        lambda p: (p["user_id"].encode(), b'{"user_id":"5555555555554444","m":"\xe9"}'),
+        "invalid_utf8",
+    ),
+    "pan_only_in_key": (_pan_only_in_key, None),
+}
+
+
+def poison_record(payload: dict[str, Any], kind: str) -> tuple[bytes, bytes, str | None]:
+    """``(key, value, DLQ reason or None)`` of a valid payload poisoned as ``kind`` says."""
+    make, reason = POISON_KINDS[kind]
+    key, value = make(payload)
+    return key, value, reason
+
+
+_MCCS = ("5411", "5812", "5999", "4111", "5732", "7995")
+_CHANNELS = ("pos", "ecom", "atm")
+_COUNTRIES = ("DE", "FR", "NL", "ES", "IT", "PL")
+
+
+def live_transactions(
+    count: int,
+    *,
+    tag: str,
+    seed: int,
+    users: int = 2_000,
+    merchants: int = 50,
+    span_ms: int = 3_600_000,
+    merchant_group: Callable[[str], int] | None = None,
+) -> list[dict[str, Any]]:
+    """``count`` valid transactions of the last ``span_ms``, in event-time order, cheaply.
+
+    Drawn straight from a seeded RNG (hundreds of thousands a second), unlike the
+    integration tests' ``isolated_events``, which re-simulates a population's history.
+    Every id is prefixed with ``tag``, so state other tests left in the shared Redis never
+    applies. Each user favours a few of the ``merchants`` of their group
+    (``merchant_group(user_id)``, one group by default), so merchant windows see several
+    users and first visits happen; most events are located near the user's home, a few
+    abroad. Event times are epoch milliseconds, evenly spaced, the last one now.
+    """
+    rng = random.Random(seed)
+    end_ms = now_ms()
+    step_ms = span_ms / max(count - 1, 1)
+    profiles: dict[int, tuple[str, list[str], str, float, float]] = {}
+
+    def profile(k: int) -> tuple[str, list[str], str, float, float]:
+        if k not in profiles:
+            user = f"{tag}-u{k}"
+            group = merchant_group(user) if merchant_group else 0
+            pool = [f"{tag}-g{group}-m{j}" for j in range(merchants)]
+            favourites = rng.sample(pool, min(3, len(pool)))
+            home = rng.choice(_COUNTRIES)
+            profiles[k] = (user, [*favourites, rng.choice(pool)], home,
+                           rng.uniform(40.0, 55.0), rng.uniform(-5.0, 20.0))  # fmt: skip
+        return profiles[k]
+
+    events: list[dict[str, Any]] = []
+    for i in range(count):
+        # A fifth of the traffic comes from the busiest 2 % of users.
+        k = rng.randrange(max(1, users // 50)) if rng.random() < 0.2 else rng.randrange(users)
+        user, places, home, lat, lon = profile(k)
+        if rng.random() < 0.1:  # somewhere new this time
+            places[-1] = f"{tag}-g{merchant_group(user) if merchant_group else 0}-m" + str(
+                rng.randrange(merchants)
+            )
+        abroad = rng.random() < 0.05
+        event: dict[str, Any] = {
+            "schema_version": 1,
+            "tx_id": f"{tag}-tx{i}",
+            "user_id": user,
+            "card_id": f"{user}-card",
+            "merchant_id": rng.choice(places),
+            "mcc": rng.choice(_MCCS),
+            "amount": f"{min(rng.lognormvariate(3.0, 1.2), 99_999.0) + 0.01:.2f}",
+            "currency": "EUR",
+            "country": rng.choice(_COUNTRIES) if abroad else home,
+            "channel": rng.choice(_CHANNELS),
+            "device_id": f"{user}-dev",
+            "event_time": round(end_ms - span_ms + i * step_ms),
+        }
+        if rng.random() < 0.85:
+            shift = 8.0 if abroad else 0.05
+            event["lat"] = round(lat + rng.uniform(-shift, shift), 5)
+            event["lon"] = round(lon + rng.uniform(-shift, shift), 5)
+        events.append(event)
+    return events

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import orjson
 
+from models._fs import private_dir
 from models.exceptions import TrainingError
 from models.manifest import PLAIN_NAME, fsync_directory, sha256_bytes, write_atomically
 from models.online._graph import ONLINE_ROLE
@@ -45,7 +46,7 @@ def write_online_model(learner: OnlineLearner, folder: Path, version: str) -> tu
         raise TrainingError(f"online model version {version!r} must match {PLAIN_NAME}")
     data = learner.to_onnx().SerializeToString()
     digest = sha256_bytes(data)
-    folder = Path(folder)
+    folder = private_dir(Path(folder))
     graph_path = folder / f"{version}.onnx"
     sidecar = {
         "role": ONLINE_ROLE,

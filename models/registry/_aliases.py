@@ -17,6 +17,7 @@ from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
+from models._fs import private_dir
 from models.exceptions import RegistryError
 from models.manifest import PLAIN_NAME, write_atomically
 
@@ -117,7 +118,7 @@ def write_aliases(root: Path, aliases: Aliases) -> None:
 @contextmanager
 def locked(root: Path) -> Iterator[None]:
     """Hold the registry's exclusive lock: one alias change at a time, across processes."""
-    root.mkdir(parents=True, exist_ok=True)
+    private_dir(root)
     descriptor = os.open(root / _LOCK_FILENAME, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         fcntl.flock(descriptor, fcntl.LOCK_EX)

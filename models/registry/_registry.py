@@ -29,6 +29,7 @@ from types import EllipsisType
 
 from pydantic import ValidationError
 
+from models._fs import private_dir
 from models.exceptions import ManifestError, RegistryError
 from models.manifest import (
     MANIFEST_FILENAME,
@@ -178,7 +179,7 @@ class ModelRegistry:
 
         Pass it to :meth:`add` to publish it; whatever is left of it on exit is removed.
         """
-        self._root.mkdir(parents=True, exist_ok=True)
+        private_dir(self._root)
         folder = Path(tempfile.mkdtemp(prefix=_STAGING_PREFIX, dir=self._root))
         try:
             yield folder

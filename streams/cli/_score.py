@@ -18,6 +18,7 @@ from typing import Annotated
 
 import typer
 
+from models._fs import private_dir
 from streams.cli._common import friendly_errors
 
 __all__ = ["score"]
@@ -105,7 +106,7 @@ def _prepare_member_recovery(recovery_dir: Path, member: _Member, partitions: in
     if member.index == 0:
         prepare_recovery(recovery_dir, partitions)
     else:
-        recovery_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        private_dir(recovery_dir)
 
 
 def score(

@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 import orjson
 
+from models._fs import private_dir
 from models.manifest import write_atomically
 from models.offline_store import JoinedLabel, applied_label_files, read_joined_labels
 from models.online import OnlineLearner
@@ -101,7 +102,7 @@ class FeedbackCore:
 
     def save(self, path: Path) -> None:
         """Write :meth:`checkpoint` atomically (a crash leaves the previous one)."""
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        private_dir(path.parent)
         write_atomically(path, self.checkpoint())
 
     @classmethod

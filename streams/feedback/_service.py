@@ -36,6 +36,7 @@ from faust.types import EventT, StreamT
 from redis.exceptions import RedisError
 from tenacity import retry, stop_after_attempt, wait_exponential
 
+from models._fs import private_dir
 from models.offline_store import JoinedLabel, OfflineStoreWriter
 from models.online import ONLINE_ROLE, online_version, write_online_model
 from schemas import (
@@ -47,6 +48,7 @@ from schemas import (
     contains_pan,
     decode,
 )
+from streams._kafka_security import faust_credentials
 from streams.exceptions import FeedbackError
 from streams.feedback import _metrics as metrics
 from streams.feedback._core import FeedbackCore
@@ -98,7 +100,8 @@ class FeedbackService:
     def __init__(self, settings: Settings, *, partitions: int | None = None) -> None:
         self._settings = settings
         self._partitions = partitions or co_partitioned_count(settings)
-        (settings.feedback_dir / "faust").mkdir(parents=True, exist_ok=True, mode=0o700)
+        private_dir(settings.feedback_dir)
+        private_dir(settings.feedback_dir / "faust")
         self._store_dir = settings.resolved_offline_store_dir
         self._checkpoint = settings.feedback_dir / "checkpoint.json"
         self._online_dir = settings.resolved_registry_dir / "online"
@@ -138,6 +141,7 @@ class FeedbackService:
         app = faust.App(
             settings.feedback_app_id,
             broker=_broker_url(settings.bootstrap_servers),
+            broker_credentials=faust_credentials(settings),
             store="rocksdb://",
             datadir=str(settings.feedback_dir / "faust"),
             key_serializer="raw",

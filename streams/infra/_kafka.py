@@ -2,6 +2,8 @@
 
 No ZooKeeper, no Docker, no tarball: ``java -cp 'libs/*' kafka.Kafka server.properties``
 with storage formatted once. The controller listens on ``local_kafka_port + 1``.
+The client listener is PLAINTEXT, or SASL_SSL with SCRAM-SHA-512 when
+``FRAUD_LOCAL_KAFKA_LISTENER=sasl_ssl`` (see :mod:`streams.infra._kafka_tls`).
 """
 
 from __future__ import annotations
@@ -19,6 +21,15 @@ from typing import Any
 
 from streams.exceptions import InfraError
 from streams.infra._fetch import INFRA_DIR, fetch_kafka, kafka_libs_dir
+from streams.infra._kafka_tls import (
+    BROKER_USER,
+    argument_file,
+    broker_client_config,
+    broker_password,
+    upsert_scram_user,
+    write_keystore,
+    write_private,
+)
 from streams.infra._process import ManagedProcess, port_is_open, tail_lines
 from streams.infra._status import Progress, ServerStatus, quiet
 from streams.settings import Settings
@@ -134,11 +145,14 @@ class LocalKafka:
         self.log4j_file = self.directory / "log4j2.xml"
         self.data_dir = self.directory / "data"
         self.cluster_id_file = self.directory / "cluster.id"
+        self.secure = settings.local_kafka_listener == "sasl_ssl"
+        self.keystore_file = self.directory / "keystore.pem"
+        self.broker_secret_file = self.directory / "broker.secret"
         self.process = ManagedProcess("kafka", self.directory, marker=str(self.config_file))
 
     @property
     def port(self) -> int:
-        """The client (PLAINTEXT) port."""
+        """The client port (PLAINTEXT, or SASL_SSL)."""
         return self.settings.local_kafka_port
 
     @property
@@ -154,8 +168,22 @@ class LocalKafka:
     def render_config(self) -> str:
         """Render server.properties for this instance from the template in ``infra/kafka``."""
         template = Template((_TEMPLATE_DIR / "server.properties").read_text(encoding="utf-8"))
-        return template.substitute(
-            kafka_port=self.port, controller_port=self.controller_port, data_dir=self.data_dir
+        text = template.substitute(
+            kafka_port=self.port,
+            controller_port=self.controller_port,
+            data_dir=self.data_dir,
+            listener="SASL_SSL" if self.secure else "PLAINTEXT",
+            controller_protocol="SASL_PLAINTEXT" if self.secure else "PLAINTEXT",
+        )
+        if not self.secure:
+            return text
+        secure = Template((_TEMPLATE_DIR / "sasl_ssl.properties").read_text(encoding="utf-8"))
+        return text + secure.substitute(
+            broker_user=BROKER_USER,
+            broker_password=self._broker_password(),
+            client_user=self.settings.kafka_sasl_username,
+            keystore=self.keystore_file,
+            truststore=self.settings.kafka_ssl_ca_location,
         )
 
     def start(self, on_progress: Progress = quiet) -> ServerStatus:
@@ -164,6 +192,7 @@ class LocalKafka:
             pid = self.process.pid()
             if pid is not None:
                 self._wait_ready(timeout_s=self.settings.startup_timeout_s)
+                self._add_client_user()
                 return self._status(pid, True, "already running")
             for port in (self.port, self.controller_port):
                 if port_is_open(_HOST, port):
@@ -179,6 +208,7 @@ class LocalKafka:
             on_progress(f"Waiting for Kafka on {self.address} to answer")
             try:
                 self._wait_ready(timeout_s=self.settings.startup_timeout_s)
+                self._add_client_user()
             except InfraError:
                 self.process.stop(timeout_s=10.0)  # leave no half-started broker behind
                 raise
@@ -219,14 +249,48 @@ class LocalKafka:
     def _wait_ready(self, *, timeout_s: float) -> int:
         from confluent_kafka.admin import AdminClient
 
-        admin = AdminClient(_admin_config(self.address))
+        admin = AdminClient(self._probe_config())
         return self.process.wait_ready(
             lambda: _broker_count(admin, 2.0), timeout_s=timeout_s, what="Kafka"
         )
 
+    def _probe_config(self) -> dict[str, Any]:
+        conf = _admin_config(self.address)
+        if self.secure:  # as the broker's own user: the client user may not exist yet
+            conf.update(broker_client_config(self.settings, self._broker_password()))
+        return conf
+
+    def _broker_password(self) -> str:
+        formatted = (self.data_dir / "meta.properties").is_file()
+        return broker_password(self.broker_secret_file, create=not formatted)
+
+    def _add_client_user(self) -> None:
+        """SASL_SSL: upsert the settings' SCRAM user, then wait until it can log in."""
+        settings = self.settings
+        if not self.secure or settings.kafka_sasl_username is None:
+            return
+        if settings.kafka_sasl_password is None:
+            return
+        from confluent_kafka.admin import AdminClient
+
+        upsert_scram_user(
+            AdminClient(self._probe_config()),
+            settings.kafka_sasl_username,
+            settings.kafka_sasl_password.get_secret_value(),
+            timeout_s=30.0,
+        )
+        probe = {k: v for k, v in _admin_config(self.address).items() if k != "bootstrap.servers"}
+        user_admin = AdminClient(settings.kafka_config(**probe))
+        self.process.wait_ready(
+            lambda: _broker_count(user_admin, 2.0), timeout_s=30.0, what="Kafka's SCRAM user"
+        )
+
     def _write_configs(self) -> None:
-        self.directory.mkdir(parents=True, exist_ok=True)
-        self.config_file.write_text(self.render_config(), encoding="utf-8")
+        self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if self.secure:
+            write_keystore(self.settings, self.keystore_file)
+        # 0600: the SASL_SSL variant holds the broker's own password
+        write_private(self.config_file, self.render_config().encode("utf-8"))
         shutil.copyfile(_TEMPLATE_DIR / "log4j2.xml", self.log4j_file)
 
     def _command(self, libs: Path, main_class: str, *args: str) -> list[str]:
@@ -250,21 +314,23 @@ class LocalKafka:
             cluster_id = new_cluster_id()
             self.cluster_id_file.write_text(cluster_id + "\n", encoding="ascii")
         on_progress(f"Formatting Kafka storage in {self.data_dir}")
+        arguments = ["--cluster-id", cluster_id, "--config", str(self.config_file)]
+        if self.secure:  # the broker's own user; clients' users come over the Admin API
+            scram = f"SCRAM-SHA-512=[name={BROKER_USER},password={self._broker_password()}]"
+            arguments += ["--add-scram", scram]
         command = self._command(
-            libs,
-            "kafka.tools.StorageTool",
-            "format",
-            "--cluster-id",
-            cluster_id,
-            "--config",
-            str(self.config_file),
-            "--ignore-formatted",
+            libs, "kafka.tools.StorageTool", "format", *arguments, "--ignore-formatted"
         )
         command.insert(1, "-Dfraudstream.log.level=WARN")
+        cut = command.index("-cp")  # java's options stay visible; the rest goes in a file
+        java_options, java_arguments = command[:cut], command[cut:]
         log = self.directory / "format.log"
-        with log.open("wb") as out:
+        with (
+            argument_file(self.directory / "format.args", java_arguments) as argfile,
+            log.open("wb") as out,
+        ):
             result = subprocess.run(
-                command,
+                [*java_options, argfile],
                 cwd=self.directory,
                 stdin=subprocess.DEVNULL,
                 stdout=out,

@@ -36,6 +36,7 @@ from tenacity import (
     wait_exponential,
 )
 
+from models._fs import private_dir
 from streams.exceptions import InfraError
 
 __all__ = ["ManagedProcess", "port_is_open", "tail_lines"]
@@ -116,7 +117,7 @@ class ManagedProcess:
     @contextlib.contextmanager
     def lock(self) -> Iterator[None]:
         """Serialise ``up`` and ``down`` so two concurrent commands cannot start two servers."""
-        self.directory.mkdir(parents=True, exist_ok=True)
+        private_dir(self.directory)
         with (self.directory / ".lock").open("a") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
             try:
@@ -147,7 +148,7 @@ class ManagedProcess:
 
     def spawn(self, argv: Sequence[str]) -> int:
         """Start the server detached from the terminal, logging to its file; returns its pid."""
-        self.directory.mkdir(parents=True, exist_ok=True)
+        private_dir(self.directory)
         if self.log_file.exists():
             self.log_file.replace(self.log_file.with_name(self.log_file.name + ".1"))
         with self.log_file.open("ab") as log:

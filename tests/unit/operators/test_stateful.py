@@ -1,10 +1,16 @@
-"""Dedupe of decisions by tx_id: a repeat carries the first decision, payload and verdict."""
+"""Stateful steps: dedupe of decisions by tx_id; a merchant's batch counted in event-time order.
+
+A repeat carries the first decision, payload and verdict.
+"""
 
 from __future__ import annotations
 
 import orjson
 
-from operators.stateful import DecidedTx, build_dedupe
+from operators.engine import FeaturedTx
+from operators.stateful import DecidedTx, build_dedupe, build_merchant
+from schemas import decode_transaction
+from tests.doubles import now_ms, transaction_payload
 
 HOUR_MS = 3_600_000
 
@@ -62,3 +68,41 @@ def test_a_repeat_beyond_the_horizon_is_decided_afresh() -> None:
     out, _ = logic.on_batch([decided("tx-1", "APPROVE", None, event_ms=0)])
 
     assert (out[0].decision, out[0].replayed) == ("APPROVE", False)
+
+
+def shared_merchant_batch(t0: int) -> list[FeaturedTx]:
+    """One partition's batch at one merchant, in event-time order: a, b, a, b."""
+    items = []
+    for k, (user, amount) in enumerate([("u-a", "10.00"), ("u-b", "20.00"),
+                                        ("u-a", "30.00"), ("u-b", "40.00")]):  # fmt: skip
+        payload = transaction_payload(
+            tx_id=f"tx-{k}", user_id=user, merchant_id="m-shared", amount=amount
+        )
+        payload["event_time"] = t0 + k * 1_000
+        tx = decode_transaction(orjson.dumps(payload))
+        items.append(FeaturedTx(tx=tx, features={}, produced_ms=t0, event_ms=t0 + k * 1_000))
+    return items
+
+
+def test_a_merchant_counts_a_batch_in_event_time_order_whatever_the_user_grouping() -> None:
+    # The user step hands the merchant step a batch grouped by user (a@0, a@2, b@1, b@3):
+    # the merchant's features must be those of the events one by one in event-time order,
+    # which any other batching of the same partition gives too.
+    t0 = now_ms() - 60_000
+    one_by_one = build_merchant(HOUR_MS)(None)
+    want = {}
+    for item in shared_merchant_batch(t0):
+        one_by_one.on_batch([item])
+        want[item.tx.tx_id] = item.features
+
+    batched = build_merchant(HOUR_MS)(None)
+    a0, b1, a2, b3 = shared_merchant_batch(t0)
+    out, _ = batched.on_batch([a0, a2, b1, b3])
+
+    assert [item.tx.tx_id for item in out] == ["tx-0", "tx-2", "tx-1", "tx-3"]
+    assert {item.tx.tx_id: item.features for item in out} == want
+    # (in the order given, a@2 would miss b@1: 2 events and 1 user in the hour, not 3 and 2)
+    assert (want["tx-2"]["merchant_count_1h"], want["tx-2"]["merchant_distinct_users_1h"]) == (
+        3.0,
+        2.0,
+    )

@@ -3,7 +3,8 @@ import json
 import orjson
 import pytest
 
-from schemas import REDACTED, DlqRecord, SchemaValidationError, decode_transaction
+from schemas import REDACTED, DlqRecord, SchemaValidationError, contains_pan, decode_transaction
+from schemas.codec import MAX_MESSAGE_BYTES
 from schemas.export import JSON_DIR, MESSAGES, render
 
 VISA = "4111111111111111"
@@ -45,6 +46,26 @@ def test_dlq_record_of_an_unexpected_error_is_marked_internal():
     )
     assert record.error_reason == "internal_error"
     assert record.error_class == "RuntimeError"
+
+
+def test_a_huge_record_is_dead_lettered_cut_to_the_decoder_limit_without_a_card_number():
+    # A 1 MiB value (not JSON) with a card number at the cut: the dead letter must still
+    # fit the DLQ topic (the pipeline would stop on it) and keep no digit of the number.
+    limit = MAX_MESSAGE_BYTES
+    raw = b"not json " + b"x" * (limit - 20) + VISA.encode() + b"y" * (1 << 20)
+    with pytest.raises(SchemaValidationError) as caught:
+        decode_transaction(raw)
+    record = DlqRecord.from_error(
+        caught.value, key=b"k" * (2 * limit), value=raw, stage="decode",
+        topic="transactions", partition=0, offset=7,
+    )  # fmt: skip
+    assert record.error_reason == "too_large"
+    assert len(record.value) <= limit
+    assert record.key is not None
+    assert len(record.key) == limit
+    assert record.value.startswith(b"not json xxx")
+    assert VISA[:4].encode() not in record.value
+    assert not contains_pan(record.value.decode("utf-8", errors="replace"))
 
 
 @pytest.mark.parametrize("model", MESSAGES, ids=lambda m: m.__name__)

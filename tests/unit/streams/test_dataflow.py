@@ -220,3 +220,15 @@ def test_an_epoch_ms_event_time_is_not_taken_for_a_card_number(settings: Setting
 
     record = dlq_record(dead[0])
     assert (record.error_reason, record.value) == ("schema", value)
+
+
+def test_the_kafka_sinks_never_give_up_on_a_decision_or_dead_letter() -> None:
+    # Bytewax's KafkaSink has no delivery callback: a message librdkafka expired after
+    # message.timeout.ms would be lost silently. The sinks must wait for the broker.
+    from streams.dataflow import kafka_io
+
+    io = kafka_io(Settings())
+    for sink in (io.decisions, io.dead_letters):
+        config = sink._add_config  # type: ignore[attr-defined]
+        assert config["message.timeout.ms"] == "0"
+        assert (config["acks"], config["enable.idempotence"]) == ("all", "True")
