@@ -16,17 +16,15 @@ broker cannot show.
 from __future__ import annotations
 
 import math
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
 
 import orjson
 import pytest
 from confluent_kafka import KafkaError, KafkaException, Message
 
-from streams.producing import DeliveryStats, Pacer, RecordProducer
+from streams.producing import DeliveryStats, RecordProducer
 from streams.settings import Settings
 from tests.faults._private_broker import PrivateBroker, private_broker
 from tests.integration._decisions import WAIT_S, decisions_by_tx, run_tag
@@ -40,6 +38,7 @@ from tests.integration._scorer import (
     topic_size,
     wait_until,
 )
+from tests.integration._traffic import Traffic
 
 pytestmark = pytest.mark.integration
 
@@ -60,57 +59,29 @@ class AckLedger(DeliveryStats):
         (self.refused if error is not None else self.acknowledged).add(tx_id)
 
 
-class AckedTraffic(threading.Thread):
+class AckedTraffic(Traffic):
     """Paced traffic that keeps sending through broker outages and records every ack."""
 
     def __init__(
         self, settings: Settings, topic: str, records: list[tuple[bytes, bytes]], rate: float
     ) -> None:
-        super().__init__(name="acked-traffic", daemon=True)
+        super().__init__("acked-traffic", join_timeout_s=WAIT_S + 30)
         self.ledger = AckLedger()
         self._settings = settings
         self._topic = topic
         self._records = records
         self._rate = rate
-        self._halt = threading.Event()
-        self.error: BaseException | None = None
         self.sent = 0
         self.undelivered = 0
 
-    def run(self) -> None:
-        try:
-            producer = RecordProducer(self._settings, self._topic)  # gone with the thread
-            producer.stats = self.ledger  # the producer reports every delivery to it
-            pacer = Pacer(self._rate)
-            for key, value in self._records:
-                while pacer.due() == 0:
-                    pacer.wait()
-                if self._halt.is_set():
-                    return
-                pacer.sent += 1
-                producer.send(key, value)
-                self.sent += 1
-            # librdkafka retries (idempotently) until message.timeout.ms: wait for it all
-            self.undelivered = producer.flush(WAIT_S)
-        except BaseException as exc:  # reported by __exit__, in the test's thread
-            self.error = exc
-
-    def __enter__(self) -> AckedTraffic:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        type_: type[BaseException] | None,
-        _value: BaseException | None,
-        _traceback: TracebackType | None,
-    ) -> None:
-        if type_ is not None:
-            self._halt.set()
-        self.join(timeout=WAIT_S + 30)
-        if type_ is None:
-            assert not self.is_alive(), "the traffic did not finish"
-            assert self.error is None, repr(self.error)
+    def send_all(self) -> None:
+        producer = RecordProducer(self._settings, self._topic)  # gone with the thread
+        producer.stats = self.ledger  # the producer reports every delivery to it
+        for key, value in self.paced(self._records, self._rate):
+            producer.send(key, value)
+            self.sent += 1
+        # librdkafka retries (idempotently) until message.timeout.ms: wait for it all
+        self.undelivered = producer.flush(WAIT_S)
 
 
 def _size(broker: PrivateBroker, topic: str) -> int:

@@ -24,9 +24,9 @@ from schemas import Decision
 from streams.settings import Settings
 from tests.doubles import live_transactions
 from tests.faults._oracle import (
-    OracleEvent,
     feature_mismatches,
     kafka_partition,
+    oracle_event,
     velocity_features,
 )
 from tests.integration._decisions import decisions_by_tx, run_tag, wait_for_records
@@ -100,7 +100,7 @@ def test_duplicates_and_disordered_events_keep_velocity_exact_and_repeat_first_d
 
     # Every key's arrival order is its partition's offset order, the order read back.
     assert all(r.partition == kafka_partition(r.key or b"", PARTITIONS) for r in inputs)
-    arrivals = [OracleEvent.from_payload(orjson.loads(r.value)) for r in inputs]
+    arrivals = [oracle_event(orjson.loads(r.value)) for r in inputs]
     want = velocity_features(arrivals)
     newest: dict[str, int] = {}
     disordered = late = 0
@@ -109,10 +109,10 @@ def test_duplicates_and_disordered_events_keep_velocity_exact_and_repeat_first_d
         if e.tx_id in seen:
             continue
         seen.add(e.tx_id)
-        top = newest.get(e.user_id, e.t)
-        disordered += e.t < top
-        late += e.t < top - lateness
-        newest[e.user_id] = max(top, e.t)
+        top = newest.get(e.user_id, e.event_ms)
+        disordered += e.event_ms < top
+        late += e.event_ms < top - lateness
+        newest[e.user_id] = max(top, e.event_ms)
 
     # One decision per record, nothing dead-lettered.
     assert (len(decisions), dead_letters) == (len(records), 0)

@@ -16,12 +16,10 @@ before their decision, so they wait parked). ``fraudstream feedback`` is killed 
 from __future__ import annotations
 
 import random
-import threading
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import orjson
@@ -30,12 +28,13 @@ import redis
 
 from models.offline_store import applied_label_files, read_joined_labels
 from schemas import ModelUpdate
-from streams.producing import Pacer, RecordProducer
+from streams.producing import RecordProducer
 from streams.redis_store import keys
 from streams.settings import Settings
 from tests.doubles import decision_payload, label_payload
 from tests.integration._feedback import FeedbackProcess, FeedbackTopics, send
 from tests.integration._scorer import create_topics, delete_topics, read_all, wait_until
+from tests.integration._traffic import Traffic
 
 pytestmark = pytest.mark.integration
 
@@ -57,56 +56,31 @@ def feedback_topics(servers: Settings) -> Iterator[FeedbackTopics]:
     delete_topics(servers, topics.names)
 
 
-class _Stream(threading.Thread):
+class _Stream(Traffic):
     """Live traffic to two topics at ``RATE``: ``(topic, record)`` items, in order."""
 
     def __init__(self, settings: Settings, items: list[tuple[str, dict[str, Any]]]) -> None:
-        super().__init__(name="feedback-traffic", daemon=True)
+        super().__init__("feedback-traffic")
         self._producers = {
             topic: RecordProducer(settings, topic) for topic in {topic for topic, _ in items}
         }
         self._items = items
-        self._stop_requested = threading.Event()
         self.sent = 0
-        self.error: BaseException | None = None
 
-    def run(self) -> None:
-        try:
-            pacer = Pacer(RATE)
-            for topic, record in self._items:
-                while pacer.due() == 0:
-                    pacer.wait()
-                if self._stop_requested.is_set():
-                    return
-                pacer.sent += 1
-                self._producers[topic].send(str(record["user_id"]).encode(), orjson.dumps(record))
-                self.sent += 1
-            for producer in self._producers.values():
-                assert producer.flush(60) == 0
-        except BaseException as exc:  # reported in the test's thread
-            self.error = exc
+    def send_all(self) -> None:
+        for topic, record in self.paced(self._items, RATE):
+            self._producers[topic].send(str(record["user_id"]).encode(), orjson.dumps(record))
+            self.sent += 1
+        for producer in self._producers.values():
+            assert producer.flush(60) == 0
 
     @property
     def done(self) -> bool:
         return self.sent == len(self._items)
 
-    def __enter__(self) -> _Stream:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        type_: type[BaseException] | None,
-        _value: BaseException | None,
-        _traceback: TracebackType | None,
-    ) -> None:
-        if type_ is not None:
-            self._stop_requested.set()
-        self.join(timeout=120)
-        if type_ is None:
-            assert not self.is_alive() and self.error is None, repr(self.error)
-            for producer in self._producers.values():
-                assert producer.stats.failed == 0, producer.stats.errors
+    def check(self) -> None:
+        for producer in self._producers.values():
+            assert producer.stats.failed == 0, producer.stats.errors
 
 
 def _store_rows(process: FeedbackProcess) -> list[tuple[str, int]]:

@@ -12,6 +12,7 @@ backlog at any instant (produced so far minus decided so far) without sampling K
 
 from __future__ import annotations
 
+import itertools
 import math
 import threading
 import time
@@ -19,13 +20,12 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 
 import psutil
 import pytest
 
 from schemas import Decision
-from streams.producing import DeliveryStats, Pacer, RecordProducer
+from streams.producing import DeliveryStats, RecordProducer
 from streams.settings import Settings
 from tests.integration._decisions import WAIT_S, first_decisions, run_tag, wait_for_records
 from tests.integration._scorer import (
@@ -37,6 +37,7 @@ from tests.integration._scorer import (
     topic_size,
     wait_until,
 )
+from tests.integration._traffic import Traffic
 
 pytestmark = pytest.mark.integration
 
@@ -73,56 +74,30 @@ PHASES = (
 )
 
 
-class PhasedTraffic(threading.Thread):
+class PhasedTraffic(Traffic):
     """Open-loop traffic, phase after phase, each paced at its own rate."""
 
     def __init__(self, settings: Settings, topic: str, records: list[tuple[bytes, bytes]]) -> None:
-        super().__init__(name="phased-traffic", daemon=True)
+        super().__init__("phased-traffic", join_timeout_s=sum(p.seconds for p in PHASES) + WAIT_S)
         self._settings = settings
         self._topic = topic
         self._records = records
         self.stats = DeliveryStats()
-        self._halt = threading.Event()
-        self.error: BaseException | None = None
         self.started_at: dict[str, float] = {}  # phase -> time.time() when it started
 
-    def run(self) -> None:
-        try:
-            producer = RecordProducer(self._settings, self._topic)  # gone with the thread
-            producer.stats = self.stats
-            records = iter(self._records)
-            for phase in PHASES:
-                self.started_at[phase.name] = time.time()
-                pacer = Pacer(phase.rate)
-                for _ in range(phase.count):
-                    while pacer.due() == 0:
-                        pacer.wait()
-                    if self._halt.is_set():
-                        return
-                    pacer.sent += 1
-                    producer.send(*next(records))
-            producer.flush(WAIT_S)
-        except BaseException as exc:  # reported by __exit__, in the test's thread
-            self.error = exc
+    def send_all(self) -> None:
+        producer = RecordProducer(self._settings, self._topic)  # gone with the thread
+        producer.stats = self.stats
+        records = iter(self._records)
+        for phase in PHASES:
+            self.started_at[phase.name] = time.time()
+            for key, value in self.paced(itertools.islice(records, phase.count), phase.rate):
+                producer.send(key, value)
+        producer.flush(WAIT_S)
 
-    def __enter__(self) -> PhasedTraffic:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        type_: type[BaseException] | None,
-        _value: BaseException | None,
-        _traceback: TracebackType | None,
-    ) -> None:
-        if type_ is not None:
-            self._halt.set()
-        self.join(timeout=sum(p.seconds for p in PHASES) + WAIT_S)
-        if type_ is None:
-            assert not self.is_alive(), "the traffic did not finish"
-            assert self.error is None, repr(self.error)
-            stats = self.stats
-            assert (stats.delivered, stats.failed) == (len(self._records), 0), stats.errors
+    def check(self) -> None:
+        stats = self.stats
+        assert (stats.delivered, stats.failed) == (len(self._records), 0), stats.errors
 
 
 class Sampler(threading.Thread):

@@ -21,7 +21,6 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from types import TracebackType
 from typing import Any, TypeVar
 
 import orjson
@@ -31,9 +30,10 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from models.simulator import SimulatorConfig, simulate_history
 from schemas.history import transaction_payloads
-from streams.producing import Pacer, RecordProducer
+from streams.producing import RecordProducer
 from streams.settings import Settings
 from tests.integration._children import ChildService
+from tests.integration._traffic import Traffic
 
 __all__ = [
     "FRAUDSTREAM",
@@ -215,7 +215,7 @@ def produce(settings: Settings, topic: str, records: Iterable[tuple[bytes | None
     return sent
 
 
-class PacedProducer(threading.Thread):
+class PacedProducer(Traffic):
     """Live traffic: sends records at ``rate`` per second in a background thread.
 
     Use as a context manager; leaving it waits for the last record to be acknowledged
@@ -225,55 +225,29 @@ class PacedProducer(threading.Thread):
     def __init__(
         self, settings: Settings, topic: str, records: Iterable[tuple[bytes, bytes]], rate: float
     ) -> None:
-        super().__init__(name="paced-producer", daemon=True)
+        super().__init__("paced-producer")
         self._producer = RecordProducer(settings, topic)
         self._records = list(records)
         self._rate = rate
-        self._stop_requested = threading.Event()
         self._finish_early = threading.Event()
-        self.error: BaseException | None = None
         self.sent = 0
 
     def finish(self) -> None:
         """Stop sending now (records sent so far are still flushed and checked)."""
         self._finish_early.set()
 
-    def run(self) -> None:
-        try:
-            pacer = Pacer(self._rate)
-            for key, value in self._records:
-                while pacer.due() == 0:
-                    pacer.wait()
-                if self._stop_requested.is_set():
-                    return
-                if self._finish_early.is_set():
-                    break
-                pacer.sent += 1
-                self._producer.send(key, value)
-                self.sent += 1
-            self._producer.flush(60)
-        except BaseException as exc:  # reported by __exit__, in the test's thread
-            self.error = exc
+    def send_all(self) -> None:
+        for key, value in self.paced(self._records, self._rate):
+            if self._finish_early.is_set():
+                break
+            self._producer.send(key, value)
+            self.sent += 1
+        self._producer.flush(60)
 
-    def __enter__(self) -> PacedProducer:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        type_: type[BaseException] | None,
-        _value: BaseException | None,
-        _traceback: TracebackType | None,
-    ) -> None:
-        if type_ is not None:  # the test failed: stop sending, do not wait for the rest
-            self._stop_requested.set()
-        self.join(timeout=120)
-        if type_ is None:
-            assert not self.is_alive(), "paced producer did not finish"
-            assert self.error is None, repr(self.error)
-            stats = self._producer.stats
-            expected = self.sent if self._finish_early.is_set() else len(self._records)
-            assert (stats.delivered, stats.failed) == (expected, 0), stats.errors
+    def check(self) -> None:
+        stats = self._producer.stats
+        expected = self.sent if self._finish_early.is_set() else len(self._records)
+        assert (stats.delivered, stats.failed) == (expected, 0), stats.errors
 
 
 def keyed(events: Iterable[dict[str, Any]]) -> Iterator[tuple[bytes, bytes]]:
