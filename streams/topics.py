@@ -116,6 +116,7 @@ def _list_topics(
         try:
             return dict(admin.list_topics(timeout=min(1.0, timeout_s)).topics)
         except KafkaException as exc:
+            admin.poll(0)  # serves error_cb: a refused login is reported there, not raised
             if refusals:
                 what = (
                     "authentication" if refusals[0].code() == KafkaError._AUTHENTICATION else "TLS"
