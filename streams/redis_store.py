@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Sequence
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import redis
@@ -97,21 +97,15 @@ class RedisStore:
         ``probe_in_background=False`` leaves probing to the caller
         (``store.circuit.probe_once()``), for tests with a fake ``clock``.
         """
-        self._client = redis_client(
-            dsn,
-            socket_timeout=timeout_s,
-            socket_connect_timeout=timeout_s,
-            retry_on_timeout=False,
-            health_check_interval=0,
-        )
+        options: dict[str, Any] = {
+            "socket_timeout": timeout_s,
+            "socket_connect_timeout": timeout_s,
+            "retry_on_timeout": False,
+            "health_check_interval": 0,
+        }
+        self._client = redis_client(dsn, **options)
         # The recovery probe's own connection: a PING never queues behind the hot path's.
-        self._probe_client = redis_client(
-            dsn,
-            socket_timeout=timeout_s,
-            socket_connect_timeout=timeout_s,
-            retry_on_timeout=False,
-            health_check_interval=0,
-        )
+        self._probe_client = redis_client(dsn, **options)
         self._decision_ttl_s = decision_ttl_s
         self.circuit = RedisCircuit(
             self._probe_client.ping,

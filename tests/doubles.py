@@ -33,6 +33,7 @@ __all__ = [
     "decision_payload",
     "kafka_error",
     "kafka_message",
+    "kafka_partition",
     "label_payload",
     "live_transactions",
     "malformed_record",
@@ -443,3 +444,29 @@ def live_transactions(
             event["lon"] = round(lon + rng.uniform(-shift, shift), 5)
         events.append(event)
     return events
+
+
+def kafka_partition(key: bytes, partitions: int) -> int:
+    """The partition librdkafka's ``murmur2_random`` partitioner gives a non-null key."""
+    m, mask = 0x5BD1E995, 0xFFFFFFFF
+    length = len(key)
+    h = (0x9747B28C ^ length) & mask
+    for i in range(0, length - length % 4, 4):
+        k = int.from_bytes(key[i : i + 4], "little")
+        k = (k * m) & mask
+        k ^= k >> 24
+        k = (k * m) & mask
+        h = ((h * m) & mask) ^ k
+    tail = length % 4
+    base = length - tail
+    if tail == 3:
+        h ^= key[base + 2] << 16
+    if tail >= 2:
+        h ^= key[base + 1] << 8
+    if tail >= 1:
+        h ^= key[base]
+        h = (h * m) & mask
+    h ^= h >> 13
+    h = (h * m) & mask
+    h ^= h >> 15
+    return (h & 0x7FFFFFFF) % partitions

@@ -20,7 +20,13 @@ from decimal import Decimal
 from typing import Any
 
 from operators.velocity import VelocityEvent
-from tests.unit.operators.velocity._oracle import APPROXIMATE, merchant_features, user_features
+from tests.doubles import kafka_partition
+from tests.unit.operators.velocity._oracle import (
+    APPROXIMATE,
+    merchant_features,
+    mismatches,
+    user_features,
+)
 
 __all__ = [
     "APPROXIMATE",
@@ -29,32 +35,6 @@ __all__ = [
     "oracle_event",
     "velocity_features",
 ]
-
-
-def kafka_partition(key: bytes, partitions: int) -> int:
-    """The partition librdkafka's ``murmur2_random`` partitioner gives a non-null key."""
-    m, mask = 0x5BD1E995, 0xFFFFFFFF
-    length = len(key)
-    h = (0x9747B28C ^ length) & mask
-    for i in range(0, length - length % 4, 4):
-        k = int.from_bytes(key[i : i + 4], "little")
-        k = (k * m) & mask
-        k ^= k >> 24
-        k = (k * m) & mask
-        h = ((h * m) & mask) ^ k
-    tail = length % 4
-    base = length - tail
-    if tail == 3:
-        h ^= key[base + 2] << 16
-    if tail >= 2:
-        h ^= key[base + 1] << 8
-    if tail >= 1:
-        h ^= key[base]
-        h = (h * m) & mask
-    h ^= h >> 13
-    h = (h * m) & mask
-    h ^= h >> 15
-    return (h & 0x7FFFFFFF) % partitions
 
 
 def oracle_event(payload: dict[str, Any]) -> VelocityEvent:
@@ -93,20 +73,11 @@ def velocity_features(arrivals: Iterable[VelocityEvent]) -> dict[str, dict[str, 
 def feature_mismatches(got: dict[str, float | None], want: dict[str, float]) -> list[str]:
     """``name: got, want`` for each feature of ``want`` that ``got`` differs on.
 
-    A decision's JSON carries NaN as null. Exact features must be equal to the bit; the
-    ``APPROXIMATE`` ones within a relative 1e-9.
+    A decision's JSON carries NaN as null; the comparison is the unit oracle's (exact,
+    but ``APPROXIMATE`` features within a relative 1e-9).
     """
-    bad = []
-    for name, expected in want.items():
-        actual = got.get(name, "absent")
-        if math.isnan(expected):
-            same = actual is None
-        elif not isinstance(actual, int | float):
-            same = False
-        elif name in APPROXIMATE:
-            same = math.isclose(actual, expected, rel_tol=1e-9, abs_tol=1e-9)
-        else:
-            same = actual == expected
-        if not same:
-            bad.append(f"{name}: got {actual!r}, want {expected!r}")
-    return bad
+    numbers: dict[str, float] = {}
+    for name in want:
+        value = got[name]
+        numbers[name] = math.nan if value is None else value
+    return mismatches(numbers, want)

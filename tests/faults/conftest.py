@@ -6,6 +6,7 @@ their own, so no other test ever sees a killed broker or a stopped Redis.
 """
 
 from tests.integration.conftest import (  # noqa: F401 - fixtures, registered by import
+    feedback_topics,
     model_dir,
     redis_client,
     score_topics,

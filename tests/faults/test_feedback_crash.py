@@ -18,7 +18,7 @@ from __future__ import annotations
 import random
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +33,7 @@ from streams.redis_store import keys
 from streams.settings import Settings
 from tests.doubles import decision_payload, label_payload
 from tests.integration._feedback import FeedbackProcess, FeedbackTopics, send
-from tests.integration._scorer import create_topics, delete_topics, read_all, wait_until
+from tests.integration._scorer import read_all, wait_until
 from tests.integration._traffic import Traffic
 
 pytestmark = pytest.mark.integration
@@ -45,15 +45,6 @@ MERCHANTS, KILLS = 30, 2
 RATE = 30
 APPLIED_BEFORE_KILL = 300
 STARTUP_S, CATCH_UP_S = 120, 180
-
-
-@pytest.fixture
-def feedback_topics(servers: Settings) -> Iterator[FeedbackTopics]:
-    topics = FeedbackTopics.fresh()
-    create_topics(servers, [topics.decisions, topics.labels], partitions=3)
-    create_topics(servers, [topics.model_updates], partitions=1)
-    yield topics
-    delete_topics(servers, topics.names)
 
 
 class _Stream(Traffic):

@@ -25,6 +25,7 @@ from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_f
 from streams._redis_client import redis_client as connect_redis
 from streams.infra import LocalKafka, LocalRedis, infra_up
 from streams.settings import Settings
+from tests.integration._feedback import FeedbackTopics
 from tests.integration._scorer import ScoreTopics, create_topics, delete_topics
 
 
@@ -85,6 +86,16 @@ def score_topics(servers: Settings) -> Iterator[ScoreTopics]:
     """A fresh transactions/decisions/dlq trio (6 partitions each), deleted afterwards."""
     topics = ScoreTopics.fresh()
     create_topics(servers, topics.names)
+    yield topics
+    delete_topics(servers, topics.names)
+
+
+@pytest.fixture
+def feedback_topics(servers: Settings) -> Iterator[FeedbackTopics]:
+    """Fresh decisions and labels (3 partitions each, co-partitioned) and model-updates."""
+    topics = FeedbackTopics.fresh()
+    create_topics(servers, [topics.decisions, topics.labels], partitions=3)
+    create_topics(servers, [topics.model_updates], partitions=1)
     yield topics
     delete_topics(servers, topics.names)
 

@@ -13,16 +13,14 @@ import ipaddress
 import socket
 import stat
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
 import pytest
 
-from streams.settings import Settings
 from tests.integration._children import ChildService
 from tests.integration._feedback import FeedbackProcess, FeedbackTopics
-from tests.integration._scorer import Scorer, ScoreTopics, create_topics, delete_topics, wait_until
+from tests.integration._scorer import Scorer, ScoreTopics, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -90,14 +88,6 @@ def _pid(service: ChildService) -> int:
     process = service._process  # the child's own pid: its listeners are its or its kids'
     assert process is not None
     return process.pid
-
-
-@pytest.fixture
-def feedback_topics(servers: Settings) -> Iterator[FeedbackTopics]:
-    topics = FeedbackTopics.fresh()
-    create_topics(servers, topics.names)
-    yield topics
-    delete_topics(servers, topics.names)
 
 
 def test_the_scorer_serves_metrics_on_loopback_only(

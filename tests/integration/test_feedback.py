@@ -25,18 +25,9 @@ from streams.redis_store import keys
 from streams.settings import Settings
 from tests.doubles import decision_payload, label_payload, now_ms
 from tests.integration._feedback import FeedbackProcess, FeedbackTopics, send
-from tests.integration._scorer import create_topics, delete_topics, read_all, wait_until
+from tests.integration._scorer import read_all, wait_until
 
 STARTUP_S = 90
-
-
-@pytest.fixture
-def feedback_topics(servers: Settings) -> Iterator[FeedbackTopics]:
-    topics = FeedbackTopics.fresh()
-    create_topics(servers, [topics.decisions, topics.labels], partitions=3)
-    create_topics(servers, [topics.model_updates], partitions=1)
-    yield topics
-    delete_topics(servers, topics.names)
 
 
 @pytest.fixture

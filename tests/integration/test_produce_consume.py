@@ -14,36 +14,10 @@ from schemas import Decision, decode_transaction, encode
 from streams.consuming import read_topic
 from streams.producing import RecordProducer
 from streams.settings import Settings
+from tests.doubles import kafka_partition
 
 pytestmark = pytest.mark.integration
 FRAUDSTREAM = str(Path(sys.executable).with_name("fraudstream"))
-
-
-def murmur2_partition(key: bytes, partitions: int) -> int:
-    """Java's default partitioner for keyed records (what murmur2_random must agree with)."""
-    seed, m, r = 0x9747B28C, 0x5BD1E995, 24
-    length = len(key)
-    h = (seed ^ length) & 0xFFFFFFFF
-    for i in range(0, length - length % 4, 4):
-        k = int.from_bytes(key[i : i + 4], "little")
-        k = (k * m) & 0xFFFFFFFF
-        k ^= k >> r
-        k = (k * m) & 0xFFFFFFFF
-        h = (h * m) & 0xFFFFFFFF
-        h ^= k
-    tail = length % 4
-    base = length - tail
-    if tail == 3:
-        h ^= key[base + 2] << 16
-    if tail >= 2:
-        h ^= key[base + 1] << 8
-    if tail >= 1:
-        h ^= key[base]
-        h = (h * m) & 0xFFFFFFFF
-    h ^= h >> 13
-    h = (h * m) & 0xFFFFFFFF
-    h ^= h >> 15
-    return (h & 0x7FFFFFFF) % partitions
 
 
 def test_produce_10000_simulated_events_and_read_them_all_back(servers: Settings, topic: str):
@@ -65,7 +39,7 @@ def test_produce_10000_simulated_events_and_read_them_all_back(servers: Settings
     ):
         tx = decode_transaction(message.value())
         assert message.key() == tx.user_id.encode()
-        assert message.partition() == murmur2_partition(message.key(), 6)
+        assert message.partition() == kafka_partition(message.key(), 6)
         partitions_of_user[tx.user_id].add(message.partition())
         tx_ids.add(tx.tx_id)
     assert len(tx_ids) == 10_000
