@@ -1,4 +1,4 @@
-"""The scorer's two per-batch Redis calls, as Lua scripts taking newline-joined ids.
+"""Per-batch Redis calls as Lua scripts taking newline-joined ids (scorer, review queue).
 
 Why: redis-py packs every argument of every command in Python (~2 us each). A batch of
 500 transactions used to send one MGET, eight SMISMEMBERs and 500 SETs: ~5,000 packed
@@ -14,7 +14,7 @@ Both scripts name keys they were not given in ``KEYS``; that is fine on one Redi
 
 from __future__ import annotations
 
-__all__ = ["CACHE_DECISIONS", "ENRICH", "SEPARATOR"]
+__all__ = ["CACHE_DECISIONS", "ENRICH", "SEPARATOR", "USER_HISTORY"]
 
 SEPARATOR = "\n"
 
@@ -90,5 +90,24 @@ for f = 1, 4 do
   end
 end
 return {records, table.concat(allow), table.concat(deny)}
+"""
+)
+
+
+#: KEYS: none. ARGV[1]: the user-list key prefix; ARGV[2]: entries kept per user; ARGV[3]:
+#: TTL in seconds; ARGV[4]: the joined user ids; ARGV[5]: the joined events (compact JSON),
+#: in the same order. The review console's per-user history, newest first.
+USER_HISTORY = (
+    _SPLIT
+    + """
+local users, events = split(ARGV[4]), split(ARGV[5])
+local keep, ttl = tonumber(ARGV[2]), tonumber(ARGV[3])
+for i = 1, #users do
+  local key = ARGV[1] .. users[i]
+  redis.call('LPUSH', key, events[i])
+  redis.call('LTRIM', key, 0, keep - 1)
+  redis.call('EXPIRE', key, ttl)
+end
+return #users
 """
 )

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -215,6 +216,7 @@ def _run_env(settings: Settings, run_dir: Path, history: Path) -> dict[str, str]
         "FRAUD_TOPIC_DLQ": settings.topic_dlq,
         "FRAUD_TOPIC_MODEL_UPDATES": settings.topic_model_updates,
         "FRAUD_FEEDBACK_APP_ID": settings.feedback_app_id,
+        "FRAUD_CONSOLE_QUEUE_NAME": settings.feedback_app_id,  # this run's review queue
         "FRAUD_STATE_DIR": str(run_dir),
         "FRAUD_RETRAIN_HISTORY": str(history.resolve()),
         # A demo lasts minutes: publish the online model after a few dozen labels.
@@ -233,6 +235,7 @@ def _stream(
     scorer_args = [_fraudstream(), "score", "--recovery-dir", str(state / "recovery")]
     console.print(f"  topics: {settings.topic_transactions} -> {settings.topic_decisions}")
     feedback_args = [_fraudstream(), "feedback"]
+    login = _console_login(env)
     with (
         _process(scorer_args, env, state / "scorer.log") as scorer,
         _process(feedback_args, env, state / "feedback.log") as feedback,
@@ -247,6 +250,12 @@ def _stream(
             f"  feedback service: labels -> online model, merchant risk, offline store; "
             f"metrics at http://{settings.metrics_host}:{settings.feedback_metrics_port}/metrics,"
             f" log in {state / 'feedback.log'}"
+        )
+        who = f"sign in as {login[0]} / {login[1]}" if login else "FRAUD_CONSOLE_ANALYSTS sign in"
+        console.print(
+            f"  review console: http://{settings.console_host}:{settings.console_port}/ ({who});"
+            " the simulated analysts work the same queue",
+            highlight=False,
         )
         console.print(Rule(f"5. live traffic at {rate:.0f}/s, the decisions and the analysts"))
         poison = RecordProducer(settings, settings.topic_transactions)
@@ -280,6 +289,17 @@ def _stream(
     dlq = sum(end_offsets(settings, settings.topic_dlq).values())
     shutil.rmtree(state / "recovery", ignore_errors=True)
     return {**summary.as_dict(produced, dlq), "labels_sent": dict(analyst.sent), **learning}
+
+
+def _console_login(env: dict[str, str]) -> tuple[str, str] | None:
+    """A one-run analyst account for the review console, unless accounts are configured."""
+    if env.get("FRAUD_CONSOLE_ANALYSTS"):
+        return None
+    from streams.console import hash_password
+
+    password = secrets.token_urlsafe(9)
+    env["FRAUD_CONSOLE_ANALYSTS"] = orjson.dumps({"demo": hash_password(password)}).decode()
+    return "demo", password
 
 
 def _final_view(settings: Settings, sent: int, timeout_s: float = 20) -> MetricsView:

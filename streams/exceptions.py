@@ -5,6 +5,7 @@ from __future__ import annotations
 from schemas.exceptions import FraudstreamError
 
 __all__ = [
+    "ConsoleError",
     "FeedbackError",
     "InfraError",
     "ModelUpdateRefusedError",
@@ -44,3 +45,7 @@ class FeedbackError(FraudstreamError):
 
 class ReplayError(FraudstreamError):
     """A replay cannot start: a bad speed or date, nothing left to send."""
+
+
+class ConsoleError(FraudstreamError):
+    """The review console cannot start (port taken) or refuses a request (bad filter)."""

@@ -64,6 +64,11 @@ class keys:  # noqa: N801 - a namespace of key builders
         """One scorer process's latest drift summary (read by the feedback service)."""
         return f"{keys.prefix}:drift:{reporter}"
 
+    @staticmethod
+    def review(part: str) -> str:
+        """The review console's keys (``streams.console``): queue, cases, history, stats."""
+        return f"{keys.prefix}:review:{part}"
+
 
 _FIELD_ATTRIBUTE: dict[ListField, str] = {
     "user": "user_id", "card": "card_id", "device": "device_id", "merchant": "merchant_id",

@@ -7,6 +7,7 @@ servers and stops ``infra up`` from starting local ones.
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta
 from functools import lru_cache
 from pathlib import Path
@@ -16,11 +17,15 @@ from urllib.parse import quote, urlencode
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["LOCAL_KAFKA_PORT", "LOCAL_REDIS_PORT", "Settings", "get_settings"]
+__all__ = ["ANALYST_NAME", "LOCAL_KAFKA_PORT", "LOCAL_REDIS_PORT", "Settings", "get_settings"]
 
 LOCAL_KAFKA_PORT = 19092
 LOCAL_REDIS_PORT = 16379
 _LOCAL_REDIS_PASSWORD = "fraudstream-local"  # noqa: S105 - loopback-only dev server
+
+
+#: A review-console sign-in name: it becomes the labels' ``analyst_id`` (an Identifier).
+ANALYST_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")
 
 
 def _default_cache_dir() -> Path:
@@ -199,6 +204,45 @@ class Settings(BaseSettings):
         description="Labelled examples (Parquet by date); unset: <state_dir>/offline-store.",
     )
 
+    # --- Analyst review console (served by the feedback service) -------------------------
+    console_enabled: bool = Field(
+        default=True, description="`fraudstream feedback` serves the review console."
+    )
+    console_host: str = Field(default="127.0.0.1", description="Bind address of the console.")
+    console_port: int = Field(default=8088, ge=0, le=65535, description="Port of the console.")
+    console_analysts: dict[str, SecretStr] = Field(
+        default_factory=dict,
+        description='Who may sign in: JSON {"name": "<argon2 hash>"}, from '
+        "`fraudstream console hash-password`.",
+    )
+    console_secret: SecretStr | None = Field(
+        default=None,
+        description="Key signing session cookies; unset: a random one (sign-ins end on restart).",
+    )
+    console_secure_cookies: bool = Field(
+        default=False, description="Send the session cookie over HTTPS only (behind TLS)."
+    )
+    console_session_hours: float = Field(
+        default=8.0, gt=0, description="An analyst's sign-in lasts this long."
+    )
+    console_queue_decisions: list[Literal["REVIEW", "BLOCK"]] = Field(
+        default=["REVIEW", "BLOCK"], description="Decisions that enter the review queue."
+    )
+    console_queue_name: str = Field(
+        default="default",
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$",
+        description="Names the review queue in Redis: teams or environments sharing one Redis.",
+    )
+    console_queue_max: int = Field(
+        default=10_000, ge=1, description="Most cases kept in the queue; the oldest leave first."
+    )
+    console_case_ttl_s: int = Field(
+        default=7 * 86400, ge=60, description="How long a case stays viewable in Redis."
+    )
+    console_user_history: int = Field(
+        default=20, ge=0, description="Recent decisions kept per user for the case view."
+    )
+
     # --- Observability ---------------------------------------------------------------
     metrics_host: str = Field(
         default="127.0.0.1", description="Bind address of /metrics, /healthz and /readyz."
@@ -237,6 +281,23 @@ class Settings(BaseSettings):
     local_kafka_port: int = LOCAL_KAFKA_PORT
     local_redis_port: int = LOCAL_REDIS_PORT
     startup_timeout_s: float = 90.0
+
+    @field_validator("console_analysts")
+    @classmethod
+    def _analysts_have_hashes(cls, analysts: dict[str, SecretStr]) -> dict[str, SecretStr]:
+        """Refuse a plain password or a name a Label cannot carry, before anyone signs in."""
+        for name, hashed in analysts.items():
+            if not ANALYST_NAME.fullmatch(name):
+                raise ValueError(
+                    f"analyst name {name!r}: use 1-64 letters, digits and . _ @ - "
+                    "(it becomes the labels' analyst_id)"
+                )
+            if not hashed.get_secret_value().startswith("$argon2"):
+                raise ValueError(
+                    f"analyst {name}: the value must be an argon2 hash from "
+                    "`fraudstream console hash-password`, never the password itself"
+                )
+        return analysts
 
     @field_validator("retrain_label_delay", mode="before")
     @classmethod

@@ -10,6 +10,7 @@ import typer
 
 from streams.cli._backtest import backtest
 from streams.cli._bench import bench
+from streams.cli._console import console_app
 from streams.cli._decisions import decisions_app
 from streams.cli._demo import demo
 from streams.cli._feedback import feedback, retrain
@@ -40,6 +41,7 @@ app.add_typer(decisions_app, name="decisions")
 app.add_typer(rules_app, name="rules")
 app.add_typer(models_app, name="models")
 app.add_typer(metrics_app, name="metrics")
+app.add_typer(console_app, name="console")
 app.command()(simulate)
 app.command()(produce)
 app.command()(replay)

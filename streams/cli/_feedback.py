@@ -23,6 +23,10 @@ def feedback() -> None:
     FRAUD_RETRAIN_CRON (default weekly, Monday 03:00 UTC). State lives in RocksDB with
     changelog topics plus a checkpoint under FRAUD_STATE_DIR/feedback; a restart resumes
     without losing or repeating a label. Metrics on FRAUD_FEEDBACK_METRICS_PORT.
+
+    Also serves the analyst review console on http://127.0.0.1:8088/
+    (FRAUD_CONSOLE_HOST/PORT; analysts from FRAUD_CONSOLE_ANALYSTS, see `fraudstream
+    console hash-password`; FRAUD_CONSOLE_ENABLED=false turns it off).
     """
     from streams.feedback import FeedbackService
     from streams.logs import configure_logging

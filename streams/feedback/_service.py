@@ -49,11 +49,13 @@ from schemas import (
     decode,
 )
 from streams._kafka_security import faust_credentials
+from streams.console import review_store
 from streams.exceptions import FeedbackError
 from streams.feedback import _metrics as metrics
 from streams.feedback._core import FeedbackCore
 from streams.feedback._drift import DriftTrigger
 from streams.feedback._retrain import run_retrain
+from streams.feedback._review import ReviewFeed, serve_console
 from streams.feedback._schedule import RetrainSchedule, ServiceClock
 from streams.feedback._snapshot import Snapshot, join
 from streams.lag import LagMonitor, committed_positions
@@ -132,6 +134,7 @@ class FeedbackService:
         )
         self._next_drift_check = 0.0
         self._health = Health()
+        self._review = ReviewFeed(review_store(settings), settings)
         self.app = self._build_app()
 
     # --- wiring ------------------------------------------------------------------------
@@ -176,6 +179,8 @@ class FeedbackService:
         topics = (settings.topic_decisions, settings.topic_labels)
         committed = committed_positions(admin, settings.feedback_app_id, topics)
         LagMonitor(settings, "feedback", committed, admin=admin).start()
+        if self._settings.console_enabled:
+            serve_console(self._settings)
         self._health.ready.set()
         _log.info(
             "feedback service started", step="start", next_retrain=str(self._schedule.next_run)
@@ -225,6 +230,7 @@ class FeedbackService:
         STAGE_DURATION.labels(stage="join").observe(time.perf_counter() - started)
         if joined:
             self._apply(joined)
+        self._review.flush()
 
     def _on_decision(self, raw: bytes, joined: list[JoinedLabel]) -> None:
         try:
@@ -233,6 +239,9 @@ class FeedbackService:
             self._reject("decisions", exc)
             return
         key = decision.tx_id.encode()
+        waiting = self._parked.get(key)
+        labelled = waiting is not None or decision.tx_id in self.core.verdicts
+        self._review.decision(decision, labelled=labelled)
         stored = self._snapshots.get(key)
         if stored is None:
             snapshot = Snapshot.of(decision)
@@ -240,7 +249,6 @@ class FeedbackService:
             self._snapshots[key] = snapshot.to_bytes()
         else:
             snapshot = Snapshot.from_bytes(stored)
-        waiting = self._parked.get(key)
         if waiting is None:
             return
         for text in orjson.loads(waiting):
@@ -254,6 +262,7 @@ class FeedbackService:
             self._reject("labels", exc)
             return
         metrics.LABELS.labels(label=label.label).inc()
+        self._review.label(label)
         key = label.tx_id.encode()
         stored = self._snapshots.get(key)
         if stored is not None:
@@ -342,6 +351,7 @@ class FeedbackService:
     # --- the timer -------------------------------------------------------------------------
 
     async def _tick(self) -> None:
+        self._review.tick(self.core.learner.quality())
         self._write_dirty_merchants()
         self._refresh_merchants()
         metrics.PARKED.set(len(self._parked))

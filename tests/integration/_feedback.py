@@ -64,6 +64,9 @@ class FeedbackProcess(ChildService):
             "FRAUD_STATE_DIR": str(state_dir),
             "FRAUD_FEEDBACK_APP_ID": f"test-feedback-{uuid.uuid4().hex[:12]}",
             "FRAUD_FEEDBACK_METRICS_PORT": str(port),
+            # its own review console port and queue: tests run side by side on one Redis
+            "FRAUD_CONSOLE_PORT": str(free_port()),
+            "FRAUD_CONSOLE_QUEUE_NAME": f"test-{uuid.uuid4().hex[:12]}",
             "FRAUD_FEEDBACK_BATCH_WITHIN_S": "0.2",
             "FRAUD_ONLINE_PUBLISH_INTERVAL_S": "2",
             **(env or {}),
