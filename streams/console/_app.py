@@ -138,10 +138,10 @@ class _Console:
         )
         return HTMLResponse(html, status_code=status)
 
-    @staticmethod
-    def signed_in(request: Request) -> str | None:
+    def signed_in(self, request: Request) -> str | None:
+        """The session's analyst, while the account still exists (removing it signs out)."""
         name = request.session.get(_ANALYST)
-        return name if isinstance(name, str) else None
+        return name if isinstance(name, str) and name in self.analysts else None
 
     def to_sign_in(self, request: Request) -> Response:
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")

@@ -47,6 +47,9 @@ class Analysts:
     def __bool__(self) -> bool:
         return bool(self._hashes)
 
+    def __contains__(self, name: object) -> bool:
+        return name in self._hashes
+
     def verify(self, name: str, password: str) -> bool:
         """Whether ``password`` is ``name``'s; an unknown name costs the same hash check."""
         hashed = self._hashes.get(name)

@@ -5,9 +5,10 @@ from __future__ import annotations
 from urllib.parse import quote
 
 import pytest
+from pydantic import SecretStr
 from starlette.testclient import TestClient
 
-from streams.console import Analysts, KafkaLabelSender, build_app
+from streams.console import Analysts, KafkaLabelSender, build_app, hash_password
 from tests.integration.console._http import (
     PASSWORDS,
     REFUSED,
@@ -164,6 +165,23 @@ def test_without_accounts_sign_in_says_what_to_configure(
 
     assert response.status_code == 401
     assert "FRAUD_CONSOLE_ANALYSTS" in response.text
+
+
+def test_removing_an_account_ends_its_sessions(console: Console, sender: KafkaLabelSender) -> None:
+    client, _ = signed_in(console)
+    cookie = client.cookies.get("fraudstream_console")
+    assert cookie
+    # the same signing key, an analyst list without alice (a restart with her removed)
+    without_alice = Analysts({"bob": SecretStr(hash_password(PASSWORDS["bob"]))})
+    restarted = TestClient(
+        build_app(console.store, sender, without_alice, secret="test-secret"),
+        follow_redirects=False,
+    )
+    restarted.cookies.set("fraudstream_console", cookie)
+
+    assert client.get("/").status_code == 200
+    assert restarted.get("/").status_code == 303
+    assert restarted.get("/api/summary").status_code == 401
 
 
 def test_sign_in_renews_the_session_and_its_token(console: Console) -> None:
