@@ -44,7 +44,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from schemas import contains_pan
 from schemas._types import Identifier
 from streams.console._auth import Analysts, csrf_token, valid_csrf
-from streams.console._filters import parse_filter, query_string
+from streams.console._filters import filter_params, parse_filter, query_string
 from streams.console._labels import LabelSender
 from streams.console._store import QueueFilter, ReviewStore
 from streams.console._views import case_context, jinja_filters
@@ -200,7 +200,7 @@ class _Console:
             summary=summary,
             cases=self.store.open_cases(wanted),
             recent=self.store.recently_labelled(10),
-            filters=dict(_params(query_string(params))),  # never echo a card number
+            filters=filter_params(params),  # never echo a card number
             qs=query_string(params),
             error=error,
         )
@@ -271,10 +271,7 @@ class _Console:
         return self._go_next(_tx_id(request), _qs(request))
 
     def _go_next(self, tx_id: str, qs: str) -> Response:
-        wanted = parse_filter(dict(_params(qs)))
-        cases = [case.tx_id for case in self.store.open_cases(wanted, limit=200)]
-        after = cases[cases.index(tx_id) + 1 :] if tx_id in cases else cases
-        following = next((other for other in after if other != tx_id), None)
+        following = self.store.next_open(parse_filter(dict(parse_qsl(qs))), after=tx_id)
         suffix = f"?{qs}" if qs else ""
         target = f"/cases/{quote(following, safe='')}{suffix}" if following else f"/{suffix}"
         return RedirectResponse(target, status_code=303)
@@ -287,7 +284,7 @@ class _Console:
         if not valid_csrf(request.session, form.get("csrf_token")):
             return PlainTextResponse("CSRF token missing or wrong: reload the page", 403)
         tx_id = _tx_id(request)
-        qs = query_string(dict(_params(str(form.get("qs", "")))))
+        qs = query_string(dict(parse_qsl(str(form.get("qs", "")))))
         return await run_in_threadpool(
             self._give_label, request, tx_id, analyst, form.get("verdict"), form.get("note"), qs
         )
@@ -328,10 +325,6 @@ class _Console:
         CONSOLE_LABELS.labels(label=label.label).inc()
         _log.info("label given", step="console-label", analyst=analyst, label=label.label)
         return following
-
-
-def _params(qs: str) -> list[tuple[str, str]]:
-    return parse_qsl(qs, keep_blank_values=False)
 
 
 def _qs(request: Request) -> str:

@@ -17,7 +17,7 @@ from schemas import contains_pan
 from streams.console._store import QueueFilter
 from streams.exceptions import ConsoleError
 
-__all__ = ["FILTER_FIELDS", "parse_filter", "query_string"]
+__all__ = ["FILTER_FIELDS", "filter_params", "parse_filter", "query_string"]
 
 FILTER_FIELDS = ("order", "decision", "rule", "min_score", "max_score", "since", "until")
 _RULE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:@/-]{0,63}")
@@ -78,12 +78,18 @@ def parse_filter(params: Mapping[str, str]) -> QueueFilter:
     return wanted
 
 
+def filter_params(params: Mapping[str, str]) -> dict[str, str]:
+    """The filter fields of ``params`` a page may show back: its form and its links.
+
+    Empty fields are left out, and so is a card number typed into any of them.
+    """
+    return {
+        name: params[name]
+        for name in FILTER_FIELDS
+        if params.get(name) and not contains_pan(params[name])
+    }
+
+
 def query_string(params: Mapping[str, str]) -> str:
-    """The filter part of ``params`` as a query string (empty fields, card numbers left out)."""
-    return urlencode(
-        {
-            name: params[name]
-            for name in FILTER_FIELDS
-            if params.get(name) and not contains_pan(params[name])
-        }
-    )
+    """:func:`filter_params` as a query string."""
+    return urlencode(filter_params(params))

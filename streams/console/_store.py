@@ -21,9 +21,10 @@ knows when to refresh).
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
+from itertools import islice
 from typing import Any, Literal
 
 import orjson
@@ -104,13 +105,7 @@ class Summary:
 
     def to_json(self) -> dict[str, Any]:
         """The summary as the page's live updates carry it."""
-        return {
-            "queue_size": self.queue_size,
-            "labels_today": self.labels_today,
-            "online_precision": self.online_precision,
-            "online_labels": self.online_labels,
-            "version": self.version,
-        }
+        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -237,20 +232,40 @@ class ReviewStore:
     def open_cases(
         self, wanted: QueueFilter, limit: int = 50, scan_max: int = 5000
     ) -> list[Decision]:
-        """Up to ``limit`` open cases passing ``wanted``, in its order.
+        """Up to ``limit`` open cases passing ``wanted``, in its order."""
+        return list(islice(self._matching(wanted, scan_max), limit))
+
+    def next_open(self, wanted: QueueFilter, after: str, scan_max: int = 5000) -> str | None:
+        """The open case after ``after`` in ``wanted``'s order; None if ``after`` is the last.
+
+        When ``after`` is not among the open cases (already gone), the first one.
+        """
+        first: str | None = None
+        passed = False
+        for case in self._matching(wanted, scan_max):
+            if passed:
+                return case.tx_id
+            if case.tx_id == after:
+                passed = True
+            elif first is None:
+                first = case.tx_id
+        return None if passed else first
+
+    def _matching(self, wanted: QueueFilter, scan_max: int) -> Iterator[Decision]:
+        """The open cases passing ``wanted``, in its order, read a chunk at a time.
 
         The order's sorted set narrows the candidates by range (time or score); the other
         filters are checked on the cases themselves, at most ``scan_max`` of them, so a
-        filter that matches nothing still answers quickly on a full queue.
+        filter that matches nothing still answers quickly on a full queue. Cases whose
+        decision expired are dropped from the queue on the way.
         """
         queue = self._key("queue:score" if wanted.order == "score" else "queue:newest")
         low, high = wanted._range()
-        found: list[Decision] = []
         offset = 0
-        while len(found) < limit and offset < scan_max:
+        while offset < scan_max:
             tx_ids = self._redis.zrevrangebyscore(queue, high, low, start=offset, num=_SCAN_CHUNK)
             if not tx_ids:
-                break
+                return
             offset += len(tx_ids)
             raws = self._redis.mget([self._key(f"case:{tx.decode()}") for tx in tx_ids])
             expired = [tx for tx, raw in zip(tx_ids, raws, strict=True) if raw is None]
@@ -259,8 +274,7 @@ class ReviewStore:
             for raw in raws:
                 case = _decision(raw)
                 if case is not None and wanted.matches(case):
-                    found.append(case)
-        return found[:limit]
+                    yield case
 
     def is_open(self, tx_id: str) -> bool:
         """Whether ``tx_id`` is still waiting in the queue."""

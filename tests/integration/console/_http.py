@@ -64,6 +64,24 @@ def sender(labels_settings: Settings) -> KafkaLabelSender:
     return KafkaLabelSender(labels_settings)
 
 
+@pytest.fixture
+def store(redis_client: redis.Redis) -> Iterator[ReviewStore]:
+    """A queue of its own (the ACL user cannot FLUSHDB), its keys deleted afterwards."""
+    queue = uuid.uuid4().hex
+    yield ReviewStore(redis_client, queue=queue)
+    stale = list(redis_client.scan_iter(match=keys.review(f"{queue}:*"), count=1000))
+    if stale:
+        redis_client.delete(*stale)
+
+
+def case_at(n: int, **fields: Any) -> Decision:
+    """A REVIEW case made and decided ``n`` minutes after noon; ``fields`` fill the rest."""
+    moment = epoch_ms(NOON + timedelta(minutes=n))
+    payload: dict[str, Any] = {"decision": "REVIEW", "decided_at": moment, "event_time": moment}
+    payload |= {"rules_fired": [VELOCITY], **fields}
+    return Decision.model_validate(decision_payload(**payload))
+
+
 @dataclass
 class Console:
     """One test's console: its app, its Redis queue, its own transaction ids."""
@@ -82,17 +100,8 @@ class Console:
 
     def case(self, n: int, **overrides: Any) -> Decision:
         """Case ``n``: decided ``n`` minutes after noon, scored ``n / 100``, user u-<tag>."""
-        fields: dict[str, Any] = {
-            "tx_id": self.tx(n),
-            "user_id": f"u-{self.tag}",
-            "decision": "REVIEW",
-            "score": n / 100,
-            "decided_at": epoch_ms(NOON + timedelta(minutes=n)),
-            "event_time": epoch_ms(NOON + timedelta(minutes=n)),
-            "rules_fired": [VELOCITY],
-        }
-        fields.update(overrides)
-        return Decision.model_validate(decision_payload(**fields))
+        fields = {"tx_id": self.tx(n), "user_id": f"u-{self.tag}", "score": n / 100}
+        return case_at(n, **(fields | overrides))
 
     def add(self, *cases: Decision, recent: tuple[Decision, ...] = ()) -> None:
         self.store.record_decisions(list(cases), [*cases, *recent], user_history=20)
@@ -109,18 +118,13 @@ class Console:
 
 @pytest.fixture
 def console(
-    redis_client: redis.Redis,
+    store: ReviewStore,
     analysts: Analysts,
     sender: KafkaLabelSender,
     labels_settings: Settings,
-) -> Iterator[Console]:
-    queue = uuid.uuid4().hex
-    store = ReviewStore(redis_client, queue=queue)
+) -> Console:
     app = build_app(store, sender, analysts, secret="test-secret", sse_poll_s=0.05)
-    yield Console(app, store, labels_settings, uuid.uuid4().hex[:8])
-    stale = list(redis_client.scan_iter(match=keys.review(f"{queue}:*"), count=1000))
-    if stale:
-        redis_client.delete(*stale)
+    return Console(app, store, labels_settings, uuid.uuid4().hex[:8])
 
 
 def csrf(html: str) -> str:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -15,38 +14,16 @@ from schemas import Decision, Label, encode
 from schemas._types import epoch_ms
 from streams.console import QueueFilter, ReviewStore
 from streams.redis_store import keys
-from tests.doubles import decision_payload, label_payload, rfc3339
+from tests.doubles import label_payload, rfc3339
+from tests.integration.console._http import GEO, NOON, VELOCITY, case_at
 
 pytestmark = pytest.mark.integration
-
-NOON = datetime(2026, 11, 24, 12, tzinfo=UTC)
-VELOCITY = {"id": "velocity_burst", "reason": "5 tx in 1 min", "action": "REVIEW"}
-GEO = {"id": "geo_jump", "reason": "800 km in 10 min", "action": "BLOCK"}
-
-
-@pytest.fixture
-def store(redis_client: redis.Redis) -> Iterator[ReviewStore]:
-    """A queue of its own (the ACL user cannot FLUSHDB), its keys deleted afterwards."""
-    queue = uuid.uuid4().hex
-    yield ReviewStore(redis_client, queue=queue)
-    stale = list(redis_client.scan_iter(match=keys.review(f"{queue}:*"), count=1000))
-    if stale:
-        redis_client.delete(*stale)
 
 
 def _case(n: int, **overrides: Any) -> Decision:
     """Case ``n``, decided ``n`` minutes after noon, scored ``n / 1000``."""
-    fields: dict[str, Any] = {
-        "tx_id": f"tx-{n:04d}",
-        "user_id": f"u-{n % 3}",
-        "decision": "REVIEW",
-        "score": n / 1000,
-        "decided_at": epoch_ms(NOON + timedelta(minutes=n)),
-        "event_time": epoch_ms(NOON + timedelta(minutes=n)),
-        "rules_fired": [VELOCITY],
-    }
-    fields.update(overrides)
-    return Decision.model_validate(decision_payload(**fields))
+    fields = {"tx_id": f"tx-{n:04d}", "user_id": f"u-{n % 3}", "score": n / 1000}
+    return case_at(n, **(fields | overrides))
 
 
 def _label(
