@@ -12,7 +12,7 @@ from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-def
 from streams.exceptions import TopicError
 from streams.settings import Settings
 
-__all__ = ["TopicSpec", "create_topics", "topic_specs"]
+__all__ = ["TopicSpec", "create_topics", "ensure_topics", "topic_specs"]
 
 _DAY_MS = 24 * 3600 * 1000
 
@@ -53,9 +53,15 @@ def create_topics(
     An existing topic with a different partition count is reported, not changed: shrinking
     is impossible and growing would move keys to other partitions.
     """
+    return ensure_topics(settings, topic_specs(settings, partitions), timeout_s)
+
+
+def ensure_topics(
+    settings: Settings, specs: list[TopicSpec], timeout_s: float = 30.0
+) -> dict[str, str]:
+    """Create those of ``specs`` that are missing; as :func:`create_topics` reports."""
     refusals: list[KafkaError] = []
     admin = AdminClient(settings.kafka_config(error_cb=_keep_refusals(refusals)))
-    specs = topic_specs(settings, partitions)
     existing = _list_topics(admin, settings, refusals, timeout_s)
     outcome: dict[str, str] = {}
     missing = [spec for spec in specs if spec.name not in existing]

@@ -63,11 +63,16 @@ from streams.metrics import STAGE_DURATION, Health, serve_metrics
 from streams.model_publisher import KafkaModelPublisher
 from streams.redis_store import RedisStore
 from streams.settings import Settings
+from streams.topics import TopicSpec, ensure_topics
 
 __all__ = ["FeedbackService", "co_partitioned_count"]
 
 _log = structlog.get_logger("feedback")
 _KEEP_ONLINE_VERSIONS = 5
+#: The Faust tables (decision snapshots, parked labels); Faust names their changelog
+#: topics ``<app id>-<table>-changelog``.
+_TABLES = ("decision-snapshots", "parked-labels")
+_COMPACT = {"cleanup.policy": "compact"}
 
 
 def co_partitioned_count(settings: Settings, timeout_s: float = 10.0) -> int:
@@ -102,6 +107,18 @@ class FeedbackService:
     def __init__(self, settings: Settings, *, partitions: int | None = None) -> None:
         self._settings = settings
         self._partitions = partitions or co_partitioned_count(settings)
+        # The tables' changelog topics exist before Faust starts: left to Faust, a busy
+        # broker's metadata can miss a fresh changelog, and the first table write fails
+        # (PartitionsMismatch, "has 0 partitions").
+        ensure_topics(
+            settings,
+            [
+                TopicSpec(
+                    f"{settings.feedback_app_id}-{table}-changelog", self._partitions, _COMPACT
+                )
+                for table in _TABLES
+            ],
+        )
         private_dir(settings.feedback_dir)
         private_dir(settings.feedback_dir / "faust")
         self._store_dir = settings.resolved_offline_store_dir
@@ -155,11 +172,12 @@ class FeedbackService:
             consumer_auto_offset_reset="earliest",
             web_enabled=False,
         )
+        snapshots, parked = _TABLES
         self._snapshots = app.Table(
-            "decision-snapshots", partitions=self._partitions, key_type=bytes, value_type=bytes
+            snapshots, partitions=self._partitions, key_type=bytes, value_type=bytes
         )
         self._parked = app.Table(
-            "parked-labels", partitions=self._partitions, key_type=bytes, value_type=bytes
+            parked, partitions=self._partitions, key_type=bytes, value_type=bytes
         )
         source = app.topic(
             settings.topic_decisions, settings.topic_labels, key_type=bytes, value_type=bytes
